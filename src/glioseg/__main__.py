@@ -1,0 +1,3 @@
+from glioseg.cli import main
+
+main()

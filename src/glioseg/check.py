@@ -1,0 +1,36 @@
+"""`glioseg check`: verify a whole dataset before training on it, listing every problem found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glioseg.errors import InputError
+from glioseg.io import read_image, read_label
+from glioseg.layouts import CaseFiles, Problem, scan_dataset
+
+
+def check_case(files: CaseFiles) -> list[Problem]:
+    """Problems of one case: unreadable or truncated files, NaN/Inf, empty modalities, grids, labels.
+
+    Reading stops at a case's first bad file, so a case lists one problem at a time.
+    """
+    try:
+        _, reference = read_image(files)
+        read_label(files, reference)
+    except InputError as error:
+        return [Problem.from_error(files.case_id, error)]
+    return []
+
+
+def check_dataset(folder: str | Path, progress: bool = False) -> tuple[int, list[Problem]]:
+    """Scan a dataset and read every case fully.
+
+    Returns:
+        The number of cases found and the problems, in case order (an empty list means all is well).
+    """
+    from rich.progress import track
+
+    cases, problems = scan_dataset(folder)
+    for files in track(cases, description="checking", disable=not progress):
+        problems += check_case(files)
+    return len(cases), problems

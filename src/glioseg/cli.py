@@ -1,0 +1,142 @@
+"""`glioseg` command line: thin commands, each calling one library function; imports inside commands
+so that `glioseg --help` starts fast."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Brain tumour segmentation in multimodal MRI with a 3D U-Net.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def reports_input_errors(command):
+    """Turn an InputError into one red line (file, problem, fix) and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from glioseg.errors import InputError
+
+        try:
+            return command(*args, **kwargs)
+        except InputError as error:
+            console.print(
+                f"[bold red]error:[/] {error.path}: {error.problem}\n[bold]fix:[/] {error.fix}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@reports_input_errors
+def synth(
+    out: Annotated[Path, typer.Argument(help="Dataset folder to create (or complete).")],
+    cases: Annotated[int, typer.Option(min=1, help="Number of phantom cases.")] = 8,
+    layout: Annotated[str, typer.Option(help="msd | brats2021 | brats2023 | nnunet")] = "brats2021",
+    seed: Annotated[int, typer.Option(help="Same seed, same cohort.")] = 0,
+    shape: Annotated[tuple[int, int, int] | None, typer.Option(help="Grid X Y Z (default 240 240 155).")] = None,
+    preview: Annotated[bool, typer.Option(help="Also write OUT/preview.png of the first case.")] = False,
+) -> None:
+    """Generate a phantom cohort: MNI152 anatomy with synthetic gliomas, in a dataset layout.
+
+    Example: glioseg synth phantoms --cases 24 --shape 96 96 64 --layout msd --preview
+    """
+    from glioseg.layouts import LAYOUTS
+    from glioseg.synth import BRATS_SHAPE, make_phantom, write_cohort
+
+    if layout not in LAYOUTS:
+        raise typer.BadParameter(f"choose one of {', '.join(LAYOUTS)}", param_hint="--layout")
+    grid = tuple(shape) if shape else BRATS_SHAPE
+    ids = write_cohort(out, cases, layout, seed, grid, progress=True)  # type: ignore[arg-type]
+    console.print(f"{len(ids)} phantom cases in {out} ({layout}, grid {grid}, seed {seed})")
+    if preview:
+        from glioseg.report import save_case_preview
+
+        phantom = make_phantom(0, seed, grid, ids[0])  # type: ignore[arg-type]
+        path = save_case_preview(phantom.image, phantom.label, out / "preview.png", ids[0])
+        console.print(f"preview: {path}")
+
+
+@app.command()
+@reports_input_errors
+def check(data: Annotated[Path, typer.Argument(help="Dataset folder (any layout).")]) -> None:
+    """Verify a dataset: modalities present, grids agree, no NaN/Inf or empty images, valid labels,
+    unique case ids, readable files. Exits 1 if anything is wrong.
+
+    Example: glioseg check ../shared/data/brats2018-sample
+    """
+    from rich.table import Table
+
+    from glioseg.check import check_dataset
+
+    count, problems = check_dataset(data, progress=True)
+    if not problems:
+        console.print(f"[green]ok[/]: {count} cases in {data}, no problems")
+        return
+    table = Table(title=f"{len(problems)} problems in {data}", show_lines=True)
+    for column in ("case", "file", "problem", "fix"):
+        table.add_column(column, overflow="fold")
+    for problem in problems:
+        table.add_row(problem.case_id, str(problem.path), problem.problem, problem.fix)
+    Console(width=200).print(table)
+    raise typer.Exit(1)
+
+
+@app.command("sample-data")
+@reports_input_errors
+def sample_data(
+    out: Annotated[Path, typer.Argument(help="Folder to put the 12 BraTS 2018 cases in.")],
+    from_dir: Annotated[Path | None, typer.Option("--from", help="Copy from this local folder.")] = None,
+    url: Annotated[str | None, typer.Option(help="Download base URL (default: the public source).")] = None,
+) -> None:
+    """Get the 12 public BraTS 2018 sample cases, SHA-256 checked; resumes partial downloads.
+
+    Example: glioseg sample-data data/brats2018-sample --from ../shared/data/brats2018-sample
+    """
+    from glioseg.sample_data import SOURCE_URL, fetch_sample
+
+    files = fetch_sample(out, source_url=url or SOURCE_URL, from_dir=from_dir)
+    console.print(f"{len(files)} files verified in {out} (BraTS data: research use; see the README for citations)")
+
+
+@app.command()
+@reports_input_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("demo-output"),
+    cases: Annotated[int, typer.Option(min=1, help="Phantom cases to generate.")] = 4,
+) -> None:
+    """Run the pipeline on a phantom cohort (for now: generate it, preview it, check it)."""
+    from glioseg.check import check_dataset
+    from glioseg.report import save_case_preview
+    from glioseg.synth import make_phantom, write_cohort
+
+    data = out / "phantoms"
+    ids = write_cohort(data, cases, "brats2021", seed=0, progress=True)
+    phantom = make_phantom(0, 0, case_id=ids[0])
+    preview = save_case_preview(phantom.image, phantom.label, out / "preview.png", ids[0])
+    count, problems = check_dataset(data)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{problem.path}[/]: {problem.problem}")
+        raise typer.Exit(1)
+    console.print(f"[green]demo ok[/]: {count} phantom cases in {data} passed `glioseg check`; preview {preview}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

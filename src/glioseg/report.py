@@ -1,0 +1,70 @@
+"""Figures of cases and results (matplotlib, no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from glioseg.io import atomic_path
+from glioseg.labels import CORE, EDEMA, ENHANCING
+from glioseg.layouts import MODALITIES
+
+LABEL_COLOURS = {EDEMA: (0.1, 0.8, 0.2), CORE: (0.9, 0.15, 0.15), ENHANCING: (1.0, 0.85, 0.0)}
+"""Overlay colour per internal class: edema green, core red, enhancing yellow (the BraTS habit)."""
+
+
+def label_rgba(label: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """An RGBA overlay ``(..., 4)`` for a 2D slice of internal classes; background transparent."""
+    rgba = np.zeros((*label.shape, 4), dtype=np.float32)
+    for value, colour in LABEL_COLOURS.items():
+        rgba[label == value] = (*colour, alpha)
+    return rgba
+
+
+def tumour_centre(label: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The tumour's centre of mass (voxel), or the volume's centre when there is no tumour."""
+    if label is None or not label.any():
+        return tuple(n // 2 for n in shape)  # type: ignore[return-value]
+    return tuple(int(round(c)) for c in np.argwhere(label > 0).mean(0))  # type: ignore[return-value]
+
+
+def _display(plane: np.ndarray) -> np.ndarray:
+    """Array axes (x, y) -> image rows/columns with superior/anterior up, as radiologists view it."""
+    return np.rot90(plane)
+
+
+def save_case_preview(image: np.ndarray, label: np.ndarray | None, path: str | Path, title: str = "") -> Path:
+    """PNG of the four modalities (columns) in three planes (rows) through the tumour, label overlaid.
+
+    Args:
+        image: ``(4, X, Y, Z)`` FLAIR, T1, T1Gd, T2.
+        label: ``(X, Y, Z)`` internal classes, or None.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    centre = tumour_centre(label, image.shape[1:])
+    figure, axes = plt.subplots(3, 4, figsize=(12, 9), facecolor="black")
+    for column, modality in enumerate(MODALITIES):
+        volume = image[column]
+        high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
+        for row, axis in enumerate((2, 1, 0)):  # axial, coronal, sagittal
+            index = [slice(None)] * 3
+            index[axis] = centre[axis]
+            ax = axes[row, column]
+            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high)
+            if label is not None:
+                ax.imshow(_display(label_rgba(label[tuple(index)])))
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(modality, color="white")
+    if title:
+        figure.suptitle(title, color="white")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80, facecolor="black", format="png")
+    plt.close(figure)
+    return Path(path)

@@ -1,0 +1,48 @@
+"""Data flows one way (DESIGN.md): read each module's imports with ast and check the rules."""
+
+import ast
+from pathlib import Path
+
+import glioseg
+
+PACKAGE = Path(glioseg.__file__).parent
+
+
+def glioseg_imports(module: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return {name.split(".")[1] for name in names if name.startswith("glioseg.")}
+
+
+MODULES = {path.stem: glioseg_imports(path) for path in PACKAGE.glob("*.py")}
+
+
+def test_leaf_modules_import_no_other_glioseg_module():
+    for leaf in ("labels", "config", "errors"):
+        assert MODULES.get(leaf, set()) == set(), leaf
+
+
+def test_metrics_imports_only_labels():
+    assert MODULES.get("metrics", set()) <= {"labels"}
+
+
+def test_nothing_imports_the_cli():
+    assert [name for name, imports in MODULES.items() if "cli" in imports and name != "__main__"] == []
+
+
+def test_no_import_cycles():
+    def reachable(start, seen):
+        for name in MODULES.get(start, ()):
+            if name == "__init__":
+                continue
+            if name not in seen:
+                seen.add(name)
+                reachable(name, seen)
+        return seen
+
+    for name in MODULES:
+        assert name not in reachable(name, set()), f"{name} imports itself through others"

@@ -1,0 +1,130 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from glioseg.errors import InputError
+from glioseg.io import atomic_path, read_case, write_label
+from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
+from glioseg.layouts import LAYOUTS, find_cases, locate_case
+
+
+def test_same_cohort_reads_back_identically_in_every_layout(cohort_factory):
+    by_layout = {layout: [read_case(f) for f in find_cases(cohort_factory(layout))] for layout in LAYOUTS}
+    reference = by_layout["brats2021"]
+    assert len(reference) == 3
+    for layout, cases in by_layout.items():
+        assert [c.layout for c in cases] == [layout] * 3
+        for case, expected in zip(cases, reference):
+            assert case.image.dtype == np.float32 and case.image.shape == (4, 48, 48, 32)
+            assert case.label.dtype == np.uint8
+            np.testing.assert_array_equal(case.image, expected.image)
+            np.testing.assert_array_equal(case.label, expected.label)
+            np.testing.assert_allclose(case.affine, expected.affine)
+            assert case.spacing == pytest.approx(expected.spacing)
+    assert set(np.unique(reference[0].label)) <= {0, 1, 2, 3}
+    assert (reference[0].label > 0).any()
+
+
+def test_label_files_use_each_layouts_convention(cohort_factory):
+    brats2021 = find_cases(cohort_factory("brats2021"))[0]
+    brats2023 = find_cases(cohort_factory("brats2023"))[0]
+    internal = read_case(brats2021).label
+    on_disk_2021 = np.asarray(nib.load(brats2021.label).dataobj)
+    on_disk_2023 = np.asarray(nib.load(brats2023.label).dataobj)
+    assert set(np.unique(on_disk_2021)) <= {0, 1, 2, 4}
+    assert (on_disk_2021[internal == ENHANCING] == 4).all()
+    assert (on_disk_2023[internal == ENHANCING] == 3).all()
+
+
+def test_nnunet_channel_order_comes_from_dataset_json(cohort_factory, tmp_path):
+    import shutil
+
+    source = cohort_factory("nnunet")
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(source, shuffled)
+    meta = json.loads((shuffled / "dataset.json").read_text())
+    # store channels as T1, T1ce, T2, FLAIR like nnU-Net's BraTS conversion does
+    meta["channel_names"] = {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}
+    (shuffled / "dataset.json").write_text(json.dumps(meta))
+    case_id = find_cases(source)[0].case_id
+    images = shuffled / "imagesTr"
+    for new_index, old_index in enumerate((1, 2, 3, 0)):
+        shutil.copy(
+            source / "imagesTr" / f"{case_id}_{old_index:04d}.nii.gz",
+            images / f"{case_id}_{new_index:04d}.nii.gz",
+        )
+    original = read_case(find_cases(source)[0])
+    reordered = read_case(images / f"{case_id}_0000.nii.gz")
+    np.testing.assert_array_equal(reordered.image, original.image)
+
+
+def test_locate_case_from_each_kind_of_path(cohort_factory):
+    msd = cohort_factory("msd")
+    case = locate_case(msd / "imagesTr" / "BRATS_001.nii.gz")
+    assert case.layout == "msd" and case.label == msd / "labelsTr" / "BRATS_001.nii.gz"
+    nnunet = locate_case(cohort_factory("nnunet") / "imagesTr" / "BraTS_00002_0003.nii.gz")
+    assert nnunet.case_id == "BraTS_00002" and len(nnunet.images) == 4
+    folder = locate_case(cohort_factory("brats2023") / "BraTS-GLI-00001-000")
+    assert folder.layout == "brats2023" and folder.convention is BRATS2023
+
+
+@pytest.mark.parametrize("convention", [MSD, BRATS2021, BRATS2023])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_write_label_keeps_grid_header_codes_and_round_trips(cohort_factory, tmp_path, layout, convention):
+    case = read_case(find_cases(cohort_factory(layout))[0])
+    out = write_label(tmp_path / "mask.nii.gz", case.label, case, convention)
+    written = nib.load(out)
+    source = nib.load(case.files.images[0])
+    assert written.shape == case.label.shape
+    np.testing.assert_array_equal(written.affine, source.affine)
+    for key in ("qform_code", "sform_code", "xyzt_units"):
+        assert written.header[key] == source.header[key]
+    np.testing.assert_array_equal(convention.to_internal(np.asarray(written.dataobj)), case.label)
+    assert [p.name for p in tmp_path.iterdir()] == ["mask.nii.gz"]
+
+
+def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path):
+    target = tmp_path / "out.nii.gz"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as temporary:
+            temporary.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_real_brats2018_case_reads(brats2018_sample):
+    cases = find_cases(brats2018_sample)
+    assert len(cases) == 12
+    for files in cases:
+        case = read_case(files)
+        assert case.image.shape == (4, 240, 240, 155) and case.image.dtype == np.float32
+        assert case.convention is BRATS2021 and case.spacing == (1.0, 1.0, 1.0)
+        assert np.allclose(np.diag(case.affine), [-1, -1, 1, 1])
+        assert set(np.unique(case.label)) <= {0, 1, 2, 3} and (case.label > 0).any()
+        # FLAIR is the first channel: edema is brighter than normal brain on FLAIR
+        brain = case.image[0] > 0
+        assert case.image[0][case.label == 1].mean() > case.image[0][brain & (case.label == 0)].mean()
+
+
+def test_real_brats2018_label_convention_is_converted(brats2018_sample):
+    files = find_cases(brats2018_sample)[0]
+    on_disk = np.asarray(nib.load(files.label).dataobj)
+    case = read_case(files)
+    np.testing.assert_array_equal(case.label == 1, on_disk == 2)  # edema: BraTS 2 -> internal 1
+    np.testing.assert_array_equal(case.label == 2, on_disk == 1)  # core: BraTS 1 -> internal 2
+    np.testing.assert_array_equal(case.label == 3, on_disk == 4)  # enhancing: 4 -> 3
+
+
+def test_real_brats2023_case_reads_without_label(brats2023_sample):
+    case = read_case(brats2023_sample / "BraTS-GLI-00001-000")
+    assert case.layout == "brats2023" and case.label is None
+    assert case.image.shape == (4, 240, 240, 155)
+    assert case.files.images[0].name.endswith("-t2f.nii.gz")  # FLAIR first
+
+
+def test_not_a_case_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="no BraTS-named NIfTI files"):
+        read_case(tmp_path)
