@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+DEFAULT_CACHE = Path.home() / ".cache" / "glioseg"
 
 
 def reports_input_errors(command):
@@ -109,6 +110,75 @@ def sample_data(
 
     files = fetch_sample(out, source_url=url or SOURCE_URL, from_dir=from_dir)
     console.print(f"{len(files)} files verified in {out} (BraTS data: research use; see the README for citations)")
+
+
+@app.command()
+@reports_input_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="Labelled dataset folder (any layout).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
+    fold: Annotated[int, typer.Option(min=0, help="Which fold to hold out for validation.")] = 0,
+    folds: Annotated[int, typer.Option(min=2, help="Number of cross-validation folds (by patient).")] = 5,
+    epochs: Annotated[int, typer.Option(min=1)] = 50,
+    steps_per_epoch: Annotated[int, typer.Option(min=1)] = 50,
+    patch: Annotated[tuple[int, int, int], typer.Option(help="Patch size X Y Z (multiple of 2**(depth-1)).")] = (
+        64,
+        64,
+        64,
+    ),
+    batch: Annotated[int, typer.Option(min=1)] = 2,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    init_from: Annotated[Path | None, typer.Option(help="Start from another run's weights (fine-tune).")] = None,
+    width: Annotated[int, typer.Option(min=1, help="Channels at full resolution.")] = 16,
+    depth: Annotated[int, typer.Option(min=2, help="Resolution levels of the U-Net.")] = 4,
+    head: Annotated[str, typer.Option(help="regions (3 sigmoid: WT, TC, ET) | classes (4 softmax)")] = "regions",
+    deep_supervision: Annotated[bool, typer.Option()] = False,
+    loss: Annotated[str, typer.Option(help="dice | dice_bce | dice_ce")] = "dice_bce",
+    optimizer: Annotated[str, typer.Option(help="adamw | sgd")] = "adamw",
+    lr: Annotated[float, typer.Option(help="Initial learning rate (poly decay).")] = 3e-3,
+    spacing: Annotated[tuple[float, float, float] | None, typer.Option(help="Resample to this voxel size, mm.")] = None,
+    augment: Annotated[bool, typer.Option(help="Spatial and intensity augmentation.")] = True,
+    validate_every: Annotated[int, typer.Option(min=1, help="Epochs between validations.")] = 5,
+    workers: Annotated[int, typer.Option(min=0, help="Loader processes.")] = 1,
+    cache: Annotated[Path, typer.Option(help="Preprocessed-data cache.")] = DEFAULT_CACHE,
+) -> None:
+    """Train a 3D U-Net on one fold of a labelled dataset; checkpoints every epoch, TensorBoard in OUT.
+
+    Example: glioseg train phantoms --out runs/p0 --epochs 20 --steps-per-epoch 40 --patch 64 64 64
+    Distributed: torchrun --nproc-per-node 2 -m glioseg train DATA --out RUN ...
+    """
+    from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
+    from glioseg.layouts import find_cases
+    from glioseg.losses import LOSSES
+    from glioseg.train import train as run_training
+
+    if head not in ("regions", "classes"):
+        raise typer.BadParameter("choose regions or classes", param_hint="--head")
+    if loss not in LOSSES or (head == "classes") != (loss == "dice_ce"):
+        raise typer.BadParameter("regions go with dice or dice_bce, classes with dice_ce", param_hint="--loss")
+    if any(p % 2 ** (depth - 1) for p in patch):
+        raise typer.BadParameter(f"each size must be a multiple of {2 ** (depth - 1)}", param_hint="--patch")
+    if fold >= folds:
+        raise typer.BadParameter(f"must be below --folds ({folds})", param_hint="--fold")
+    cases = find_cases(data)
+    config = RunConfig(
+        preprocess=PreprocessConfig(spacing_mm=spacing),
+        model=ModelConfig(head=head, width=width, depth=depth, deep_supervision=deep_supervision),
+        train=TrainConfig(
+            patch=patch, batch=batch, epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer,
+            learning_rate=lr, loss=loss, augment=augment, folds=folds, fold=fold, seed=seed,
+            validate_every=validate_every, workers=workers,
+        ),
+        label_convention=cases[0].convention.name,
+    )  # fmt: skip
+    entry = run_training(data, out, config, device=device, resume=resume, init_from=init_from, cache_root=cache)
+    if entry and "dice/mean_regions" in entry:
+        console.print(
+            f"epoch {entry['epoch']}: validation Dice WT {entry['dice/WT']:.3f} TC {entry['dice/TC']:.3f} "
+            f"ET {entry['dice/ET']:.3f}; run in {out}"
+        )
 
 
 @app.command()

@@ -68,3 +68,35 @@ def save_case_preview(image: np.ndarray, label: np.ndarray | None, path: str | P
         figure.savefig(temporary, dpi=80, facecolor="black", format="png")
     plt.close(figure)
     return Path(path)
+
+
+def save_learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
+    """PNG of training/validation loss and validation Dice per region against the optimisation step.
+
+    Args:
+        history: ``history.jsonl`` entries of a run (glioseg.train.read_history).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axes, dice_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [e["step"] for e in history]
+    loss_axes.plot(steps, [e["loss/train"] for e in history], label="train")
+    validated = [e for e in history if "loss/val" in e]
+    loss_axes.plot([e["step"] for e in validated], [e["loss/val"] for e in validated], "o-", label="validation")
+    loss_axes.set(xlabel="step", ylabel="loss", title="loss")
+    loss_axes.legend()
+    for region in ("WT", "TC", "ET"):
+        dice_axes.plot([e["step"] for e in validated], [e[f"dice/{region}"] for e in validated], "o-", label=region)
+    dice_axes.set(xlabel="step", ylabel="Dice", title="validation Dice", ylim=(0, 1))
+    dice_axes.grid(alpha=0.3)
+    dice_axes.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90, format="png")
+    plt.close(figure)
+    return Path(path)

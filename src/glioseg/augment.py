@@ -1,0 +1,116 @@
+"""Data augmentation as batched torch operations (spatial, intensity, MRI bias field).
+
+Probabilities and ranges follow nnU-Net's defaults. Parameters come from the caller's numpy generator so
+that a batch is reproducible from its step alone. Spatial transforms act on the three spatial axes only,
+never on the channel axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def random_flips(image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    """Mirror each sample along each spatial axis with probability 1/2.
+
+    image ``(B, C, X, Y, Z)``, label ``(B, X, Y, Z)``.
+    """
+    image, label = image.clone(), label.clone()
+    for b in range(image.shape[0]):
+        axes = [axis for axis in range(3) if rng.random() < 0.5]
+        if axes:
+            image[b] = torch.flip(image[b], dims=[1 + a for a in axes])  # skip the channel axis
+            label[b] = torch.flip(label[b], dims=axes)
+    return image, label
+
+
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def random_rotate_scale(
+    image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator, p_rotate: float = 0.2, p_scale: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate (up to 30 degrees per axis) and scale (0.7-1.4) about the patch centre; label by nearest."""
+    matrices = []
+    for _ in range(image.shape[0]):
+        matrix = np.eye(3)
+        if rng.random() < p_rotate:
+            matrix = _rotation(rng.uniform(-math.pi / 6, math.pi / 6, size=3)) @ matrix
+        if rng.random() < p_scale:
+            matrix = matrix / rng.uniform(0.7, 1.4)
+        matrices.append(matrix)
+    if all(np.allclose(m, np.eye(3)) for m in matrices):
+        return image, label
+    theta = torch.zeros((image.shape[0], 3, 4))
+    theta[:, :, :3] = torch.from_numpy(np.stack(matrices)).float().flip(1, 2)  # affine_grid works in (z, y, x)
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    label = F.grid_sample(label[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return image, label[:, 0].to(torch.uint8)
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], cells: int) -> torch.Tensor:
+    coarse = torch.from_numpy(rng.standard_normal((1, 1, cells, cells, cells), dtype=np.float32))
+    return F.interpolate(coarse, size=shape, mode="trilinear", align_corners=True)[0, 0]
+
+
+def random_intensity(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Per sample and channel: bias field, brightness, contrast, gamma, Gaussian noise, Gaussian blur."""
+    image = image.clone()
+    shape = tuple(image.shape[2:])
+    for b in range(image.shape[0]):
+        for c in range(image.shape[1]):
+            x = image[b, c]
+            if rng.random() < 0.15:  # smooth multiplicative MRI bias field
+                x = x * torch.exp(0.3 * _smooth_field(rng, shape, 4))
+            if rng.random() < 0.15:
+                x = x * float(rng.uniform(0.75, 1.25))
+            if rng.random() < 0.15:
+                mean = x.mean()
+                x = (x - mean) * float(rng.uniform(0.75, 1.25)) + mean
+            if rng.random() < 0.3:
+                low, high = x.min(), x.max()
+                span = (high - low).clamp_min(1e-6)
+                x = ((x - low) / span) ** float(rng.uniform(0.7, 1.5)) * span + low
+            if rng.random() < 0.1:
+                noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32))
+                x = x + noise * float(rng.uniform(0, 0.1))
+            if rng.random() < 0.2:
+                x = gaussian_blur(x, float(rng.uniform(0.5, 1.0)))
+            image[b, c] = x
+    return image
+
+
+def gaussian_blur(volume: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a ``(X, Y, Z)`` volume (sigma in voxels)."""
+    radius = max(int(3 * sigma), 1)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    x = volume[None, None]
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        padding = [0, 0, 0]
+        padding[axis] = radius
+        x = F.conv3d(x, kernel.view(shape), padding=tuple(padding))
+    return x[0, 0]
+
+
+def augment_batch(
+    image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The default training augmentation: rotation/scale, flips, intensity. Shapes unchanged."""
+    image, label = random_rotate_scale(image, label, rng)
+    image, label = random_flips(image, label, rng)
+    return random_intensity(image, rng), label

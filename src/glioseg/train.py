@@ -1,0 +1,362 @@
+"""The training loop: explicit, resumable, and distributed with ``torchrun`` (DDP).
+
+A run folder holds ``config.json`` (everything to rebuild preprocessing and model), ``splits.json``,
+``history.jsonl`` (one line per epoch), ``tensorboard/``, ``last.pt`` (every epoch, atomic) and ``best.pt``
+(best mean validation Dice over WT, TC, ET). ``resume=True`` restores model, optimiser, scheduler, scaler,
+RNG states and epoch; batches are a pure function of (seed, rank, step), so a resumed run continues exactly
+as if never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from glioseg.config import RunConfig
+from glioseg.errors import InputError
+from glioseg.inference import sliding_window_probabilities
+from glioseg.io import atomic_path
+from glioseg.labels import CLASS_NAMES, REGIONS
+from glioseg.layouts import find_cases
+from glioseg.losses import deep_supervision_loss, make_loss
+from glioseg.metrics import overlap_metrics
+from glioseg.model import UNet3D
+from glioseg.postprocess import label_from_probabilities
+from glioseg.preprocess import CachedCase, cache_dataset
+from glioseg.report import save_learning_curves
+from glioseg.sampling import PatchBatches, batch_loader
+from glioseg.splits import kfold_splits, read_splits, write_splits
+
+CHECKPOINT_VERSION = 1
+VALIDATION_SEED, VALIDATION_BATCHES = 10**6, 4
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def choose_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device", "CUDA was asked for but no GPU is visible", "use --device cpu or auto")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def poly_lr(step: int, total: int, exponent: float = 0.9) -> float:
+    """nnU-Net's poly schedule factor: (1 - step/total) ** 0.9."""
+    return (1 - min(step, total) / total) ** exponent
+
+
+def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    train = config.train
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=train.learning_rate, momentum=0.99, nesterov=True, weight_decay=train.weight_decay
+        )
+    if train.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
+    raise ValueError(f"unknown optimizer {train.optimizer!r}; choose adamw or sgd")
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, refusing truncated or foreign files with a clear error."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise InputError(path, "checkpoint not found", "give a run folder that holds last.pt or best.pt") from None
+    except Exception as error:  # torch raises many types for a damaged file
+        raise InputError(
+            path, f"unreadable checkpoint ({type(error).__name__}: {error})", "retrain or re-copy"
+        ) from None
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model" not in state:
+        raise InputError(path, "not a glioseg checkpoint", "give a checkpoint written by `glioseg train`")
+    return state
+
+
+def _rng_states() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _restore_rng(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+
+
+def validate(model: UNet3D, cases: list[CachedCase], config: RunConfig, device: torch.device) -> dict[str, float]:
+    """Mean Dice per region and class, sensitivity/specificity per class, on whole held-out cases (cheap
+    sliding window: overlap 0.25, no mirroring), at the network's grid."""
+    per_case = []
+    for case in cases:
+        probabilities = sliding_window_probabilities(
+            model, np.asarray(case.image()), config.train.patch, overlap=0.25, batch=config.train.batch, device=device
+        )
+        prediction = label_from_probabilities(probabilities, config.model.head)
+        per_case.append(overlap_metrics(prediction, np.asarray(case.label())))
+    summary = {}
+    for name in [*REGIONS, *CLASS_NAMES.values()]:
+        summary[f"dice/{name}"] = float(np.mean([m[name]["dice"] for m in per_case]))
+    for name in CLASS_NAMES.values():
+        for metric in ("sensitivity", "specificity"):
+            values = [m[name][metric] for m in per_case if not np.isnan(m[name][metric])]
+            summary[f"{metric}/{name}"] = float(np.mean(values)) if values else float("nan")
+    summary["dice/mean_regions"] = float(np.mean([summary[f"dice/{r}"] for r in REGIONS]))
+    return summary
+
+
+@torch.no_grad()
+def validation_loss(model: UNet3D, cases: list[CachedCase], config: RunConfig, loss_fn, device: torch.device) -> float:
+    """Loss on a fixed set of held-out patches (same patches every time, no augmentation)."""
+    model.eval()
+    patches = PatchBatches(cases, config.train.patch, config.train.batch, config.train.foreground_fraction,
+                           seed=VALIDATION_SEED, augment=False)  # fmt: skip
+    losses = []
+    for step in range(VALIDATION_BATCHES):
+        batch = patches[step]
+        outputs = model(batch["image"].to(device))
+        losses.append(float(loss_fn(outputs, batch["label"].to(device))))
+    return float(np.mean(losses))
+
+
+def _labelled_cases(data: Path) -> list:
+    cases = [c for c in find_cases(data) if c.label is not None]
+    if len(cases) < 2:
+        raise InputError(data, f"{len(cases)} labelled cases found; training needs at least 2", "add labelled cases")
+    return cases
+
+
+def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool) -> list[dict]:
+    """Write (or, on resume, check) config.json and splits.json; return the splits."""
+    config_path, splits_path = out / "config.json", out / "splits.json"
+    if resume:
+        if not (out / "last.pt").exists():
+            raise InputError(out / "last.pt", "nothing to resume", "run without --resume to start this run")
+        saved = RunConfig.load(config_path)
+        if saved != config:
+            raise InputError(config_path, "settings differ from the run being resumed", "resume with the same options")
+        return read_splits(splits_path)
+    if (out / "last.pt").exists():
+        raise InputError(out, "this run folder already holds a run", "use --resume, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(config_path) as temporary:
+        temporary.write_text(config.to_json())
+    splits = kfold_splits(case_ids, config.train.folds, config.train.seed)
+    write_splits(splits_path, splits)
+    return splits
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    config: RunConfig,
+    device: str = "auto",
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    cache_root: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train one fold of ``data`` into run folder ``out``; returns the last epoch's history entry."""
+    data, out = Path(data), Path(out)
+    cache_root = Path(cache_root) if cache_root else Path.home() / ".cache" / "glioseg"
+    torch_device = choose_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    place = setup_distributed(torch_device)
+    files = _labelled_cases(data)
+    if place.main:
+        splits = _prepare_run(out, config, [f.case_id for f in files], resume)
+    if place.world > 1:
+        dist.barrier()
+    splits = read_splits(out / "splits.json")
+    fold = splits[config.train.fold]
+    by_id = {f.case_id: f for f in files}
+    workers = max(config.train.workers, 1)
+    if place.main:
+        cache_dataset(files, data, Path(cache_root), config.preprocess, workers=min(workers, 2), progress=progress)
+    if place.world > 1:
+        dist.barrier()
+    cached = {c.case_id: c for c in cache_dataset(files, data, Path(cache_root), config.preprocess, 1, False)}
+    train_cases = [cached[i] for i in fold["train"] if i in by_id]
+    val_cases = [cached[i] for i in fold["val"] if i in by_id]
+
+    torch.manual_seed(config.train.seed)
+    model = UNet3D(config.model).to(torch_device)
+    optimizer = make_optimizer(model, config)
+    total_steps = config.train.epochs * config.train.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: poly_lr(step, total_steps))
+    use_amp = config.train.amp and torch_device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_epoch, best = 0, -1.0
+    if resume:
+        state = load_checkpoint(out / "last.pt")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        _restore_rng(state["rng"])
+        start_epoch, best = state["epoch"], state["best"]
+    elif init_from is not None:
+        load_pretrained(model, Path(init_from))
+    trained = torch.nn.parallel.DistributedDataParallel(model) if place.world > 1 else model
+    loss_fn = make_loss(config.train.loss)
+    history_path = out / "history.jsonl"
+    writer = None
+    if place.main:
+        _truncate_history(history_path, start_epoch)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(out / "tensorboard", purge_step=start_epoch * config.train.steps_per_epoch)
+    sampler = PatchBatches(
+        train_cases, config.train.patch, config.train.batch, config.train.foreground_fraction,
+        config.train.seed, place.rank, config.train.augment,
+    )  # fmt: skip
+    entry: dict = {}
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[status]}"))  # fmt: skip
+    with Progress(*columns, disable=not (progress and place.main)) as bar:
+        task = bar.add_task("training", total=total_steps, completed=start_epoch * config.train.steps_per_epoch,
+                            status="")  # fmt: skip
+        for epoch in range(start_epoch, config.train.epochs):
+            model.train()
+            first = epoch * config.train.steps_per_epoch
+            losses, started = [], time.perf_counter()
+            loader = batch_loader(sampler, first, config.train.steps_per_epoch, config.train.workers)
+            for step, batch in enumerate(loader, start=first):
+                image = batch["image"].to(torch_device, non_blocking=True)
+                label = batch["label"].to(torch_device, non_blocking=True)
+                with torch.autocast(torch_device.type, dtype=torch.float16, enabled=use_amp):
+                    outputs = trained(image)
+                    loss = (
+                        deep_supervision_loss(loss_fn, outputs, label)
+                        if isinstance(outputs, list)
+                        else loss_fn(outputs, label)
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                if writer:
+                    writer.add_scalar("loss/train_step", losses[-1], step)
+                bar.update(task, advance=1, status=f"epoch {epoch + 1} loss {losses[-1]:.3f}")
+            seconds = time.perf_counter() - started
+            entry = {
+                "epoch": epoch + 1,
+                "step": (epoch + 1) * config.train.steps_per_epoch,
+                "loss/train": float(np.mean(losses)),
+                "lr": scheduler.get_last_lr()[0],
+                "samples_per_s": config.train.steps_per_epoch * config.train.batch * place.world / seconds,
+                "world_size": place.world,
+                "step_losses": losses,
+            }
+            last_epoch = epoch + 1 == config.train.epochs
+            if place.main and val_cases and ((epoch + 1) % config.train.validate_every == 0 or last_epoch):
+                entry.update(validate(model, val_cases, config, torch_device))
+                entry["loss/val"] = validation_loss(model, val_cases, config, loss_fn, torch_device)
+                if entry["dice/mean_regions"] > best:
+                    best = entry["dice/mean_regions"]
+                    entry["best"] = True
+            if place.main:
+                state = {
+                    "version": CHECKPOINT_VERSION,
+                    "config": asdict(config),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": _rng_states(),
+                    "epoch": epoch + 1,
+                    "best": best,
+                }
+                _append_history(history_path, entry)  # before the checkpoint: a resume truncates it
+                if entry.get("best"):
+                    save_checkpoint(out / "best.pt", state)
+                save_checkpoint(out / "last.pt", state)
+                _log_scalars(writer, entry)
+            if place.world > 1:
+                dist.barrier()
+    if writer:
+        writer.close()
+        save_learning_curves(read_history(out), out / "curves.png", title=str(out.name))
+    return entry
+
+
+def load_pretrained(model: UNet3D, source: Path) -> None:
+    """Fine-tune from another run (or checkpoint): copy every weight whose name and shape match."""
+    path = source / "best.pt" if source.is_dir() and (source / "best.pt").exists() else source
+    path = path / "last.pt" if path.is_dir() else path
+    weights = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    matching = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise InputError(path, "no weight matches this model's layers", "use a run with the same --width/--depth")
+    own.update(matching)
+    model.load_state_dict(own)
+
+
+def _append_history(path: Path, entry: dict) -> None:
+    with open(path, "a") as stream:
+        stream.write(json.dumps(entry) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _truncate_history(path: Path, epochs: int) -> None:
+    """Drop history lines after the checkpointed epoch (written by a run killed before its checkpoint)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epochs]
+    with atomic_path(path) as temporary:
+        temporary.write_text("".join(line + "\n" for line in kept))
+
+
+def _log_scalars(writer, entry: dict) -> None:
+    step = entry["step"]
+    for key, value in entry.items():
+        if key in ("epoch", "step", "best", "step_losses", "world_size"):
+            continue
+        tag = key if "/" in key else f"train/{key}"
+        writer.add_scalar(tag.replace("dice/", "val_dice/"), value, step)
+    writer.flush()
+
+
+def read_history(run: str | Path) -> list[dict]:
+    path = Path(run) / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from glioseg.config import ModelConfig
+from glioseg.model import UNet3D
+
+CONFIGS = [
+    ModelConfig(width=4, depth=2),
+    ModelConfig(width=4, depth=3, head="classes"),
+    ModelConfig(width=4, depth=4, deep_supervision=True),
+    ModelConfig(width=6, depth=3, max_width=8),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"w{c.width}d{c.depth}{c.head}{int(c.deep_supervision)}")
+def test_forward_backward_contract(config):
+    torch.manual_seed(0)
+    model = UNet3D(config)
+    size = 2 * model.divisor
+    x = torch.randn(2, 4, size, size + model.divisor, size)
+    model.train()
+    outputs = model(x)
+    if config.deep_supervision:
+        assert isinstance(outputs, list) and len(outputs) == config.depth - 1
+        for level, logits in enumerate(outputs):
+            assert logits.shape == (2, config.out_channels, *(n // 2**level for n in x.shape[2:]))
+        loss = sum(o.mean() for o in outputs)
+    else:
+        assert outputs.shape == (2, config.out_channels, *x.shape[2:])
+        loss = outputs.mean()
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (2, config.out_channels, *x.shape[2:])  # one output in eval mode
+
+
+def test_widths_double_per_level_up_to_the_cap():
+    model = UNet3D(ModelConfig(width=8, depth=4, max_width=32))
+    widths = [encoder[0].out_channels for encoder in model.encoders]
+    assert widths == [8, 16, 32, 32]
+
+
+def test_skip_connections_carry_fine_detail():
+    """The decoder sees the encoder's full-resolution features: zeroing the skip changes the output."""
+    torch.manual_seed(0)
+    model = UNet3D(ModelConfig(width=4, depth=3)).eval()
+    x = torch.randn(1, 4, 16, 16, 16)
+    skips = []
+    handle = model.encoders[0].register_forward_hook(lambda m, i, o: skips.append(o))
+    with torch.no_grad():
+        reference = model(x)
+        handle.remove()
+        model.encoders[0].register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+        assert not torch.allclose(model(x), reference)

@@ -1,0 +1,145 @@
+"""Training on tiny phantoms: run folder contents, determinism, SIGKILL + --resume, fine-tuning, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from glioseg.errors import InputError
+from glioseg.train import load_checkpoint, read_history
+
+SHAPE = (40, 40, 32)
+
+
+def train_args(data, out, cache, *extra):
+    return [
+        "train", str(data), "--out", str(out), "--cache", str(cache), "--folds", "3", "--patch", "16", "16", "16",
+        "--batch", "2", "--width", "4", "--depth", "3", "--validate-every", "1", "--workers", "0", *extra,
+    ]  # fmt: skip
+
+
+def glioseg(*args, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "glioseg", *args], capture_output=True, text=True, env=env, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def data(cohort_factory):
+    return cohort_factory("msd", cases=6, shape=SHAPE)
+
+
+def step_losses(run):
+    return [loss for entry in read_history(run) for loss in entry["step_losses"]]
+
+
+def test_run_folder_holds_everything_to_predict(data, tmp_path):
+    run = tmp_path / "run"
+    result = glioseg(*train_args(data, run, tmp_path / "cache", "--epochs", "2", "--steps-per-epoch", "3"))
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "splits.json", "history.jsonl", "last.pt", "best.pt", "tensorboard", "curves.png"} <= names
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["width"] == 4 and config["train"]["patch"] == [16, 16, 16]
+    assert config["label_convention"] == "msd"
+    splits = json.loads((run / "splits.json").read_text())
+    assert len(splits) == 3 and not set(splits[0]["train"]) & set(splits[0]["val"])
+    history = read_history(run)
+    assert [e["epoch"] for e in history] == [1, 2]
+    for key in ("loss/train", "loss/val", "lr", "samples_per_s", "dice/WT", "dice/TC", "dice/ET", "dice/edema",
+                "sensitivity/core", "specificity/enhancing"):  # fmt: skip
+        assert key in history[-1], key
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] == 2 and {"optimizer", "scheduler", "scaler", "rng"} <= set(state)
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert "validation Dice WT" in result.stderr
+
+
+def test_same_seed_same_losses(data, tmp_path):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        result = glioseg(*train_args(data, run, tmp_path / "cache", "--epochs", "1", "--steps-per-epoch", "4"))
+        assert result.returncode == 0, result.stderr
+    assert step_losses(runs[0]) == step_losses(runs[1])
+    other = tmp_path / "c"
+    glioseg(*train_args(data, other, tmp_path / "cache", "--epochs", "1", "--steps-per-epoch", "4", "--seed", "1"))
+    assert step_losses(other) != step_losses(runs[0])
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(data, tmp_path):
+    options = ("--epochs", "3", "--steps-per-epoch", "12")
+    reference = tmp_path / "reference"
+    assert glioseg(*train_args(data, reference, tmp_path / "cache", *options)).returncode == 0
+
+    run = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "glioseg", *train_args(data, run, tmp_path / "cache", *options)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    deadline = time.time() + 120
+    while not (run / "last.pt").exists() and time.time() < deadline:  # epoch 1 checkpointed
+        time.sleep(0.02)
+    time.sleep(0.3)  # into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert load_checkpoint(run / "last.pt")["epoch"] in (1, 2)
+    assert not list(run.glob(".tmp-*")), "a half-written file was left behind"
+
+    result = glioseg(*train_args(data, run, tmp_path / "cache", *options, "--resume"))
+    assert result.returncode == 0, result.stderr
+    assert [e["epoch"] for e in read_history(run)] == [1, 2, 3]
+    assert step_losses(run) == step_losses(reference)
+    final, expected = load_checkpoint(run / "last.pt")["model"], load_checkpoint(reference / "last.pt")["model"]
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+def test_resume_and_restart_are_refused_when_they_would_lose_work(data, tmp_path):
+    run = tmp_path / "run"
+    base = train_args(data, run, tmp_path / "cache", "--epochs", "1", "--steps-per-epoch", "2")
+    nothing = glioseg(*base, "--resume")
+    assert nothing.returncode == 2 and "nothing to resume" in nothing.stderr
+    assert glioseg(*base).returncode == 0
+    again = glioseg(*base)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    changed = glioseg(*train_args(data, run, tmp_path / "cache", "--epochs", "1", "--steps-per-epoch", "5"), "--resume")
+    assert changed.returncode == 2 and "settings differ" in changed.stderr
+
+
+def test_init_from_fine_tunes_from_another_run(data, tmp_path):
+    source = tmp_path / "source"
+    assert (
+        glioseg(*train_args(data, source, tmp_path / "cache", "--epochs", "1", "--steps-per-epoch", "2")).returncode
+        == 0
+    )
+    tuned = tmp_path / "tuned"
+    result = glioseg(*train_args(data, tuned, tmp_path / "cache", "--epochs", "1", "--steps-per-epoch", "1",
+                                 "--lr", "1e-9", "--init-from", str(source)))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    before, after = load_checkpoint(source / "best.pt")["model"], load_checkpoint(tuned / "last.pt")["model"]
+    key = "encoders.0.0.weight"
+    assert torch.allclose(before[key], after[key], atol=1e-6)  # started from the source's weights
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(InputError, match="unreadable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_ddp_with_two_cpu_processes(data, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "glioseg",
+         *train_args(data, run, tmp_path / "cache", "--epochs", "2", "--steps-per-epoch", "3")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = read_history(run)
+    assert [e["epoch"] for e in history] == [1, 2] and history[0]["world_size"] == 2
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
