@@ -143,3 +143,16 @@ def test_ddp_with_two_cpu_processes(data, tmp_path):
     history = read_history(run)
     assert [e["epoch"] for e in history] == [1, 2] and history[0]["world_size"] == 2
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
+
+
+def test_trains_on_the_real_brats2018_sample_without_conversion(brats2018_sample, tmp_path):
+    run = tmp_path / "real"
+    result = glioseg(
+        "train", str(brats2018_sample), "--out", str(run), "--cache", str(tmp_path / "cache"), "--folds", "4",
+        "--spacing", "4", "4", "4", "--patch", "16", "16", "16", "--width", "4", "--depth", "3",
+        "--epochs", "1", "--steps-per-epoch", "2", "--workers", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["label_convention"] == "brats2021"
+    assert [len(s["val"]) for s in json.loads((run / "splits.json").read_text())] == [3, 3, 3, 3]
+    assert "dice/WT" in read_history(run)[-1]
