@@ -1,8 +1,47 @@
-"""glioseg: brain tumour segmentation in multimodal MRI with a 3D U-Net."""
+"""glioseg: brain tumour segmentation in multimodal MRI with a 3D U-Net.
+
+    import glioseg
+    case = glioseg.load_case("Brats18_2013_20_1/")       # any layout
+    model = glioseg.load_model("runs/fold0")            # a run folder (several: an ensemble)
+    pred = model.predict(case)                          # label on the case's grid, volumes, ...
+    glioseg.sens_spec_table(pred, case.label)           # pandas DataFrame per class
+    glioseg.plot_overlay(case, pred, loc=(120, 120, 77)).savefig("overlay.png")
+
+Heavy modules (torch, MONAI, matplotlib) load on first use of the functions that need them.
+"""
 
 from glioseg.errors import InputError
 from glioseg.io import Case, read_case, write_label
 from glioseg.layouts import CaseFiles, find_cases
 
-__all__ = ["Case", "CaseFiles", "InputError", "find_cases", "read_case", "write_label"]
+__all__ = [
+    "Case", "CaseFiles", "InputError", "find_cases", "load_case", "load_model", "plot_overlay", "read_case",
+    "sens_spec_table", "write_label",
+]  # fmt: skip
 __version__ = "0.1.0"
+
+
+def load_case(path):
+    """Read a case in any supported layout (see :func:`glioseg.io.read_case`)."""
+    return read_case(path)
+
+
+def load_model(run=None, device: str = "auto"):
+    """Load trained run(s) for prediction (see :func:`glioseg.predict.load_model`)."""
+    from glioseg.predict import load_model as load
+
+    return load(run, device)
+
+
+def sens_spec_table(prediction, truth):
+    """Sensitivity, specificity and Dice per class as a DataFrame (see :func:`glioseg.metrics.sens_spec_table`)."""
+    from glioseg.metrics import sens_spec_table as table
+
+    return table(prediction, truth)
+
+
+def plot_overlay(case, prediction, loc=None, modality: str = "FLAIR"):
+    """Three orthogonal slices, truth above prediction (see :func:`glioseg.report.plot_overlay`)."""
+    from glioseg.report import plot_overlay as plot
+
+    return plot(case, prediction, loc, modality)

@@ -181,6 +181,79 @@ def train(
         )
 
 
+def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Run folders (holding config.json) or checkpoint files (.pt) come first; the rest are inputs."""
+    runs = [p for p in paths if (p / "config.json").exists() or p.suffix == ".pt"]
+    return runs, [p for p in paths if p not in runs]
+
+
+@app.command()
+@reports_input_errors
+def predict(
+    paths: Annotated[
+        list[Path], typer.Argument(help="RUN [RUN ...] then INPUT ...: run folders, then cases or dataset folders.")
+    ],  # fmt: skip
+    out: Annotated[Path, typer.Option("--out", help="Folder for the masks, volumes.csv and predict.json.")],
+    labels: Annotated[str | None, typer.Option(help="msd | brats2021 | brats2023 (default: each input's own)")] = None,
+    tta: Annotated[bool, typer.Option(help="Mirror test-time augmentation (8 flips).")] = False,
+    overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="Sliding-window overlap.")] = 0.5,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    save_probabilities: Annotated[bool, typer.Option(help="Also write <case>_probabilities.nii.gz.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace predictions made with other settings.")] = False,
+) -> None:
+    """Segment cases with trained runs (several runs ensemble); masks keep the input's grid and header.
+
+    Example: glioseg predict runs/fold0 runs/fold1 ../shared/data/brats2018-sample --out predictions --tta
+    """
+    from glioseg.labels import CONVENTIONS
+    from glioseg.predict import PredictSettings, load_model, predict_cohort
+
+    runs, inputs = _split_runs(paths)
+    if not runs:
+        raise typer.BadParameter("give at least one run folder (with config.json) before the inputs")
+    if not inputs:
+        raise typer.BadParameter("give at least one case or dataset folder after the runs")
+    if labels is not None and labels not in CONVENTIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(CONVENTIONS)}", param_hint="--labels")
+    model = load_model(runs, device)
+    settings = PredictSettings(labels=labels, tta=tta, overlap=overlap, save_probabilities=save_probabilities)
+    masks = predict_cohort(model, inputs, out, settings, overwrite=overwrite)
+    console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
+
+
+@app.command()
+@reports_input_errors
+def evaluate(
+    pred_dir: Annotated[Path, typer.Argument(help="Folder of <case_id>.nii.gz predictions.")],
+    gt_dir: Annotated[Path, typer.Argument(help="Dataset folder with the ground-truth labels (any layout).")],
+    out: Annotated[Path, typer.Option("--out", help="Per-case CSV; the summary goes beside it as .json.")] = Path(
+        "metrics.csv"
+    ),
+    pred_labels: Annotated[str | None, typer.Option(help="Convention of the predictions if not glioseg's.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Surface Dice tolerance, mm.")] = 1.0,
+) -> None:
+    """Dice, HD95, surface Dice, sensitivity, specificity and volumes per case, region and class.
+
+    Example: glioseg evaluate predictions ../shared/data/brats2018-sample --out metrics.csv
+    """
+    from rich.table import Table
+
+    from glioseg.evaluate import evaluate as run_evaluation
+    from glioseg.evaluate import write_results
+
+    rows, summary = run_evaluation(pred_dir, gt_dir, pred_labels, tolerance)
+    csv_path, json_path = write_results(rows, summary, out)
+    table = Table(title=f"{len(rows) // 6} cases: mean (median)")
+    table.add_column("")
+    for metric in ("dice", "hd95", "nsd", "sensitivity", "specificity"):
+        table.add_column(metric, justify="right")
+    for name, metrics in summary.items():
+        table.add_row(name, *(f"{metrics[m]['mean']:.3f} ({metrics[m]['median']:.3f})"
+                              for m in ("dice", "hd95", "nsd", "sensitivity", "specificity")))  # fmt: skip
+    Console(width=150).print(table)
+    console.print(f"per case: {csv_path}; summary: {json_path}")
+
+
 @app.command()
 @reports_input_errors
 def demo(

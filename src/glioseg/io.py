@@ -211,6 +211,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporaries left by a writer that was killed (``atomic_path`` could not clean up); call only
+    where no other writer is active. Returns how many were removed."""
+    stale = list(Path(folder).glob(".tmp-*")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def nifti_like(data: np.ndarray, header: nib.Nifti1Header, dtype: type) -> nib.Nifti1Image:
     """A NIfTI image of ``data`` on the grid of ``header``: same qform/sform and their codes, units."""
     header = header.copy()

@@ -26,6 +26,8 @@ CLASS_NAMES = {EDEMA: "edema", CORE: "core", ENHANCING: "enhancing"}
 
 REGION_CLASSES = {"WT": (EDEMA, CORE, ENHANCING), "TC": (CORE, ENHANCING), "ET": (ENHANCING,)}
 REGIONS = tuple(REGION_CLASSES)
+STRUCTURE_NAMES = (*REGIONS, *CLASS_NAMES.values())
+"""Everything measured and reported: WT, TC, ET, edema, core, enhancing."""
 
 
 class LabelValueError(ValueError):

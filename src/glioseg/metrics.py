@@ -1,14 +1,25 @@
-"""Overlap metrics per tumour class and BraTS region, on internal label maps.
+"""Segmentation metrics per tumour class and BraTS region, on internal label maps.
 
-Empty-mask conventions follow the BraTS 2023 evaluator: when both truth and prediction are empty, Dice is 1
-(and HD95 0); when only one of them is empty, Dice is 0.
+Per region (WT, TC, ET) and class (edema, core, enhancing): Dice, HD95 (mm), normalised surface Dice at a
+tolerance, sensitivity, specificity and volumes (mL). Surfaces and distances follow medpy / panoptica (the
+BraTS 2023 evaluator's engine): a surface voxel is a mask voxel with a 6-neighbour outside the mask; HD95 is
+the larger of the two directed 95th percentiles of surface-to-surface distances, in mm (spacing-aware).
+
+Empty masks, as the BraTS 2023 evaluator treats them: truth and prediction both empty -> Dice 1, HD95 0,
+NSD 1; exactly one empty -> Dice 0, HD95 = ``EMPTY_HD95`` (374 mm, the BraTS 2023 penalty), NSD 0.
+Sensitivity is NaN for an empty truth, specificity for a truth that fills the volume.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
-from glioseg.labels import CLASS_NAMES, REGION_CLASSES
+from glioseg.labels import CLASS_NAMES, REGION_CLASSES, STRUCTURE_NAMES
+
+EMPTY_HD95 = 374.0
+NSD_TOLERANCE_MM = 1.0
+_SIX_NEIGHBOURS = ndimage.generate_binary_structure(3, 1)
 
 
 def masks(label: np.ndarray) -> dict[str, np.ndarray]:
@@ -32,25 +43,111 @@ def dice_from_counts(tp: int, fp: int, fn: int) -> float:
     return 1.0 if denominator == 0 else 2 * tp / denominator
 
 
-def overlap_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
-    """Dice, sensitivity and specificity per region and class.
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, structure=_SIX_NEIGHBOURS, border_value=0)
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    box = []
+    for axis in range(mask.ndim):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(int(present[0]) - margin, 0), int(present[-1]) + 1 + margin))
+    return tuple(box)
+
+
+def surface_distances(
+    prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (mm) from each prediction surface voxel to the truth surface, and back.
+
+    Both masks must be non-empty. Everything runs inside the bounding box of the two masks plus one voxel,
+    which holds every surface voxel and gives the same erosion as the whole volume.
+    """
+    box = _bounding_box(prediction | truth, margin=1)
+    p_surface, t_surface = _surface(prediction[box]), _surface(truth[box])
+    to_truth = ndimage.distance_transform_edt(~t_surface, sampling=spacing)
+    to_prediction = ndimage.distance_transform_edt(~p_surface, sampling=spacing)
+    return to_truth[p_surface], to_prediction[t_surface]
+
+
+def hd95_and_nsd(
+    prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...], tolerance_mm: float = NSD_TOLERANCE_MM
+) -> tuple[float, float]:
+    """HD95 in mm and normalised surface Dice at ``tolerance_mm`` (BraTS empty-mask conventions)."""
+    empty_p, empty_t = not prediction.any(), not truth.any()
+    if empty_p and empty_t:
+        return 0.0, 1.0
+    if empty_p or empty_t:
+        return EMPTY_HD95, 0.0
+    forward, backward = surface_distances(prediction, truth, spacing)
+    hd95 = max(float(np.percentile(forward, 95)), float(np.percentile(backward, 95)))
+    nsd = (np.count_nonzero(forward <= tolerance_mm) + np.count_nonzero(backward <= tolerance_mm)) / (
+        forward.size + backward.size
+    )
+    return hd95, float(nsd)
+
+
+def case_metrics(
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
+    distances: bool = True,
+    tolerance_mm: float = NSD_TOLERANCE_MM,
+) -> dict[str, dict[str, float]]:
+    """All metrics for one case.
 
     Args:
         prediction, truth: ``(X, Y, Z)`` internal classes on the same grid.
+        spacing: voxel size in mm.
+        distances: also compute HD95 and NSD (the slow part; validation during training skips them).
 
     Returns:
-        ``{"WT": {"dice": ..., "sensitivity": ..., "specificity": ...}, ..., "enhancing": {...}}``.
-        Sensitivity is NaN where the truth is empty, specificity where it fills the volume.
+        ``{"WT": {"dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml",
+        "volume_diff_ml"}, ..., "enhancing": {...}}``.
     """
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction {prediction.shape} and truth {truth.shape} are not on the same grid")
+    voxel_ml = float(np.prod(spacing)) / 1000
     predicted, actual = masks(prediction), masks(truth)
     result = {}
-    for name in predicted:
+    for name in STRUCTURE_NAMES:
         tp, fp, fn, tn = confusion(predicted[name], actual[name])
-        result[name] = {
+        row = {
             "dice": dice_from_counts(tp, fp, fn),
             "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
             "specificity": tn / (tn + fp) if tn + fp else float("nan"),
+            "volume_pred_ml": (tp + fp) * voxel_ml,
+            "volume_true_ml": (tp + fn) * voxel_ml,
+            "volume_diff_ml": (fp - fn) * voxel_ml,
         }
+        if distances:
+            row["hd95"], row["nsd"] = hd95_and_nsd(predicted[name], actual[name], spacing, tolerance_mm)
+        result[name] = row
     return result
+
+
+def volumes_ml(label: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float]:
+    """Tumour volume in mL of each region and class of a label map."""
+    voxel_ml = float(np.prod(spacing)) / 1000
+    return {name: float(np.count_nonzero(mask)) * voxel_ml for name, mask in masks(label).items()}
+
+
+def sens_spec_table(prediction, truth: np.ndarray):
+    """Sensitivity, specificity and Dice per class (edema, core, enhancing), as a pandas DataFrame.
+
+    The table the original project printed, from one prediction. ``prediction`` is a label array or a
+    ``glioseg.predict.Prediction`` (anything ``np.asarray`` turns into internal classes).
+
+    Example:
+        >>> sens_spec_table(model.predict(case), case.label)
+                   sensitivity  specificity      dice
+        edema         0.91         0.998       0.87
+        ...
+    """
+    import pandas as pd
+
+    metrics = case_metrics(np.asarray(prediction), truth, distances=False)
+    names = list(CLASS_NAMES.values())
+    return pd.DataFrame(
+        {key: [metrics[name][key] for name in names] for key in ("sensitivity", "specificity", "dice")}, index=names
+    )

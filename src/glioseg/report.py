@@ -100,3 +100,37 @@ def save_learning_curves(history: list[dict], path: str | Path, title: str = "")
         figure.savefig(temporary, dpi=90, format="png")
     plt.close(figure)
     return Path(path)
+
+
+def plot_overlay(case, prediction, loc: tuple[int, int, int] | None = None, modality: str = "FLAIR"):
+    """Matplotlib figure: axial, coronal and sagittal slices through ``loc`` (voxel; default the tumour's centre),
+    ground truth on the top row and prediction below, over one modality (the original's ``predict_and_viz``).
+
+    Args:
+        case: a ``glioseg.io.Case`` (its label is the ground truth; a case without one shows the image).
+        prediction: a label array or ``Prediction`` on the case's grid.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    predicted = np.asarray(prediction)
+    volume = case.image[MODALITIES.index(modality)]
+    loc = loc or tumour_centre(case.label if case.label is not None else predicted, volume.shape)
+    high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
+    rows = [("ground truth", case.label), ("prediction", predicted)]
+    figure, axes = plt.subplots(2, 3, figsize=(11, 7.5), facecolor="black")
+    for row, (title, label) in enumerate(rows):
+        for column, (axis, plane) in enumerate(((2, "axial"), (1, "coronal"), (0, "sagittal"))):
+            index = [slice(None)] * 3
+            index[axis] = loc[axis]
+            ax = axes[row, column]
+            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high)
+            if label is not None:
+                ax.imshow(_display(label_rgba(label[tuple(index)])))
+            ax.set_title(f"{title}, {plane} {loc[axis]}", color="white", fontsize=10)
+            ax.set_axis_off()
+    figure.suptitle(f"{case.case_id}  (edema green, core red, enhancing yellow)", color="white")
+    figure.tight_layout()
+    return figure

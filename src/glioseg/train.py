@@ -22,14 +22,14 @@ import torch.distributed as dist
 
 from glioseg.config import RunConfig
 from glioseg.errors import InputError
-from glioseg.inference import sliding_window_probabilities
-from glioseg.io import atomic_path
+from glioseg.inference import ensemble_probabilities
+from glioseg.io import atomic_path, remove_stale_temporaries
 from glioseg.labels import CLASS_NAMES, REGIONS
 from glioseg.layouts import find_cases
 from glioseg.losses import deep_supervision_loss, make_loss
-from glioseg.metrics import overlap_metrics
+from glioseg.metrics import case_metrics
 from glioseg.model import UNet3D
-from glioseg.postprocess import label_from_probabilities
+from glioseg.postprocess import PostprocessConfig, clean_label, label_from_probabilities
 from glioseg.preprocess import CachedCase, cache_dataset
 from glioseg.report import save_learning_curves
 from glioseg.sampling import PatchBatches, batch_loader
@@ -119,14 +119,17 @@ def _restore_rng(states: dict) -> None:
 
 def validate(model: UNet3D, cases: list[CachedCase], config: RunConfig, device: torch.device) -> dict[str, float]:
     """Mean Dice per region and class, sensitivity/specificity per class, on whole held-out cases (cheap
-    sliding window: overlap 0.25, no mirroring), at the network's grid."""
+    sliding window: overlap 0.25, no mirroring; the prediction's default cleaning), at the network's grid."""
     per_case = []
     for case in cases:
-        probabilities = sliding_window_probabilities(
-            model, np.asarray(case.image()), config.train.patch, overlap=0.25, batch=config.train.batch, device=device
+        probabilities, _ = ensemble_probabilities(
+            [model], case.image(), config.train.patch, overlap=0.25, batch=config.train.batch, device=device
         )
-        prediction = label_from_probabilities(probabilities, config.model.head)
-        per_case.append(overlap_metrics(prediction, np.asarray(case.label())))
+        spacing = tuple(case.meta()["spacing"])
+        prediction = clean_label(
+            label_from_probabilities(probabilities, config.model.head), spacing, PostprocessConfig()
+        )
+        per_case.append(case_metrics(prediction, np.asarray(case.label()), spacing, distances=False))
     summary = {}
     for name in [*REGIONS, *CLASS_NAMES.values()]:
         summary[f"dice/{name}"] = float(np.mean([m[name]["dice"] for m in per_case]))
@@ -163,6 +166,7 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
     """Write (or, on resume, check) config.json and splits.json; return the splits."""
     config_path, splits_path = out / "config.json", out / "splits.json"
     if resume:
+        remove_stale_temporaries(out)  # a checkpoint being written when the run was killed
         if not (out / "last.pt").exists():
             raise InputError(out / "last.pt", "nothing to resume", "run without --resume to start this run")
         saved = RunConfig.load(config_path)

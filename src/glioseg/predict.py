@@ -1,0 +1,264 @@
+"""From trained runs to masks: read -> preprocess -> sliding window (+ mirror TTA, + fold ensemble) ->
+regions -> clean -> labels in the user's convention -> uncrop -> write with the input's affine and header.
+
+A cohort run writes ``<case_id>.nii.gz`` per case (and optionally ``<case_id>_probabilities.nii.gz`` and
+``<case_id>_uncertainty.nii.gz``), ``volumes.csv`` and ``predict.json`` (the settings). Cases already written
+with the same settings are skipped, so an interrupted run finishes only what is missing; with ``torchrun``
+each process takes every N-th case.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from glioseg.config import RunConfig
+from glioseg.errors import InputError
+from glioseg.inference import ensemble_probabilities
+from glioseg.io import Case, atomic_path, nifti_like, read_case, remove_stale_temporaries, write_label
+from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention
+from glioseg.layouts import CaseFiles, find_cases, locate_case
+from glioseg.metrics import volumes_ml
+from glioseg.model import UNet3D
+from glioseg.postprocess import PostprocessConfig, clean_label, label_from_probabilities, uncrop_probabilities
+from glioseg.preprocess import preprocess_case
+from glioseg.train import choose_device, load_checkpoint
+
+DEFAULT_POSTPROCESS = PostprocessConfig()
+
+
+@dataclass
+class Prediction:
+    """A case's segmentation on its own grid.
+
+    Attributes:
+        label: ``uint8 (X, Y, Z)`` internal classes (``np.asarray(prediction)`` gives it too).
+        probabilities: ``float32 (C, X, Y, Z)`` mean over ensemble members, if kept.
+        uncertainty: ``float32 (X, Y, Z)`` variance across TTA / ensemble members, if more than one.
+        volumes_ml: tumour volume per region and class.
+    """
+
+    label: np.ndarray
+    probabilities: torch.Tensor | None = None
+    uncertainty: np.ndarray | None = None
+    volumes_ml: dict[str, float] = field(default_factory=dict)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.label if dtype is None else self.label.astype(dtype)
+
+
+@dataclass
+class Model:
+    """Trained networks (one per run; several runs ensemble) sharing one configuration."""
+
+    networks: list[UNet3D]
+    config: RunConfig
+    device: torch.device
+    sources: list[Path]
+
+    def predict(
+        self,
+        case: Case,
+        tta: bool = False,
+        overlap: float = 0.5,
+        postprocess: PostprocessConfig = DEFAULT_POSTPROCESS,
+        keep_probabilities: bool = False,
+    ) -> Prediction:
+        """Segment a case (see module doc); the label lies on the case's grid."""
+        if case.image.shape[0] != self.config.model.in_channels:
+            raise InputError(case.files.images[0], f"{case.image.shape[0]} channels, the model takes "
+                             f"{self.config.model.in_channels}", "give the four modalities")  # fmt: skip
+        prepared = preprocess_case(case, self.config.preprocess)
+        mean, variance = ensemble_probabilities(
+            self.networks, prepared.image, self.config.train.patch, overlap, tta, self.config.train.batch, self.device
+        )
+        head = self.config.model.head
+        probabilities = uncrop_probabilities(mean, prepared.box, prepared.original_shape, head)
+        label = clean_label(label_from_probabilities(probabilities, head), case.spacing, postprocess)
+        uncertainty = None
+        if variance is not None:
+            uncertainty = uncrop_probabilities(variance[None], prepared.box, prepared.original_shape)[0].numpy()
+        return Prediction(
+            label,
+            probabilities if keep_probabilities else None,
+            uncertainty,
+            volumes_ml(label, case.spacing),
+        )
+
+    def fingerprint(self) -> str:
+        """Identifies the weights and settings (for resuming a cohort with the same model only)."""
+        digest = hashlib.sha256(self.config.to_json().encode())
+        for source in self.sources:
+            digest.update(str(source.resolve()).encode())
+            digest.update(str(source.stat().st_mtime_ns).encode())
+        return digest.hexdigest()[:16]
+
+
+def checkpoint_path(run: Path) -> Path:
+    """A run folder's best checkpoint (else its last), or a checkpoint file itself."""
+    if run.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (run / name).exists():
+                return run / name
+        raise InputError(run, "no best.pt or last.pt in this run folder", "train first, or give another run")
+    return run
+
+
+def load_model(runs: str | Path | list[str | Path] | None, device: str = "auto") -> Model:
+    """Load one run, or several runs (e.g. the folds of a cross-validation) to ensemble.
+
+    Raises:
+        InputError: missing or corrupt checkpoints, or runs whose settings differ.
+    """
+    if runs is None or runs == []:
+        raise InputError("RUN", "no run given and glioseg ships no pretrained model yet", "give a run folder")
+    runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
+    torch_device = choose_device(device)
+    networks, config = [], None
+    for run in runs:
+        path = checkpoint_path(run)
+        state = load_checkpoint(path)
+        try:
+            run_config = RunConfig.from_dict(state["config"])
+        except (TypeError, ValueError) as error:
+            raise InputError(path, f"checkpoint config does not match this glioseg ({error})", "retrain") from None
+        if config is not None and (run_config.preprocess, run_config.model, run_config.train.patch) != (
+            config.preprocess, config.model, config.train.patch
+        ):  # fmt: skip
+            raise InputError(path, "this run's model or preprocessing differs from the first run's",
+                             "ensemble only folds trained with the same settings")  # fmt: skip
+        config = config or run_config
+        network = UNet3D(run_config.model)
+        try:
+            network.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise InputError(path, f"weights do not fit the saved config ({str(error)[:200]})", "retrain") from None
+        networks.append(network.to(torch_device).eval())
+    return Model(networks, config, torch_device, [checkpoint_path(r) for r in runs])  # type: ignore[arg-type]
+
+
+def cases_of(inputs: list[Path]) -> list[CaseFiles]:
+    """Each input is a case (BraTS folder, MSD 4D file, nnU-Net channel file) or a dataset folder."""
+    found: list[CaseFiles] = []
+    for path in inputs:
+        try:
+            found.append(locate_case(path))
+        except InputError:
+            if not path.is_dir():
+                raise
+            found += find_cases(path)
+    ids = [c.case_id for c in found]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(inputs[0], f"case ids given more than once: {duplicates}", "give each case once")
+    return found
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    labels: str | None = None  # output convention; None = each input's own
+    tta: bool = False
+    overlap: float = 0.5
+    save_probabilities: bool = False
+    postprocess: PostprocessConfig = DEFAULT_POSTPROCESS
+
+
+def _output_convention(files: CaseFiles, settings: PredictSettings) -> LabelConvention:
+    return CONVENTIONS[settings.labels] if settings.labels else files.convention
+
+
+def predict_cohort(
+    model: Model, inputs: list[Path], out: Path, settings: PredictSettings, overwrite: bool = False,
+    progress: bool = True,
+) -> list[Path]:  # fmt: skip
+    """Predict every case of ``inputs`` into ``out``; returns the mask paths (done before or now)."""
+    cases = cases_of(inputs)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if rank == 0:
+        _claim_output(out, model, settings, overwrite)
+        remove_stale_temporaries(out)  # from a killed run; before any process of this one writes
+    _barrier(world)
+    from rich.progress import track
+
+    masks = []
+    mine = cases[rank::world]
+    for files in track(mine, description="predicting", disable=not progress):
+        mask = out / f"{files.case_id}.nii.gz"
+        masks.append(mask)
+        if mask.exists() and not overwrite:
+            continue
+        case = read_case(files)
+        prediction = model.predict(case, settings.tta, settings.overlap, settings.postprocess,
+                                   keep_probabilities=settings.save_probabilities)  # fmt: skip
+        _write_extras(out, case, prediction, settings)
+        write_label(mask, prediction.label, case, _output_convention(files, settings))  # the mask last: it marks done
+    _barrier(world)
+    if rank == 0:
+        write_volumes(out, cases, settings)
+    return masks
+
+
+def _barrier(world: int) -> None:
+    """Wait for every process of a ``torchrun`` job (no-op for one process)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        dist.barrier()
+
+
+def _claim_output(out: Path, model: Model, settings: PredictSettings, overwrite: bool) -> None:
+    """Record the settings in ``predict.json``; refuse to mix predictions made with other settings."""
+    manifest = {"model": model.fingerprint(), "sources": [str(s) for s in model.sources], **asdict(settings)}
+    path = out / "predict.json"
+    if path.exists() and not overwrite:
+        previous = json.loads(path.read_text())
+        if previous != json.loads(json.dumps(manifest)):
+            raise InputError(out, "holds predictions made with another model or settings",
+                             "use --overwrite to replace them, or choose another --out")  # fmt: skip
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(manifest, indent=2))
+    except PermissionError:
+        raise InputError(out, "output folder is not writable", "choose a folder you can write to") from None
+
+
+def _write_extras(out: Path, case: Case, prediction: Prediction, settings: PredictSettings) -> None:
+    if settings.save_probabilities and prediction.probabilities is not None:
+        scaled = np.round(np.moveaxis(prediction.probabilities.numpy(), 0, -1) * 255).astype(np.uint8)
+        image = nifti_like(scaled, case.header, np.uint8)
+        image.header.set_slope_inter(1 / 255, 0.0)
+        with atomic_path(out / f"{case.case_id}_probabilities.nii.gz") as temporary:
+            nib.save(image, temporary)
+    if prediction.uncertainty is not None:
+        with atomic_path(out / f"{case.case_id}_uncertainty.nii.gz") as temporary:
+            nib.save(nifti_like(prediction.uncertainty, case.header, np.float32), temporary)
+
+
+def write_volumes(out: Path, cases: list[CaseFiles], settings: PredictSettings) -> Path:
+    """``volumes.csv``: tumour volume (mL) per region and class of every predicted case, from the masks."""
+    rows = []
+    for files in cases:
+        mask = out / f"{files.case_id}.nii.gz"
+        if not mask.exists():
+            continue
+        image = nib.load(mask)
+        label = _output_convention(files, settings).to_internal(np.asarray(image.dataobj))
+        volumes = volumes_ml(label, tuple(float(z) for z in image.header.get_zooms()[:3]))
+        rows.append({"case_id": files.case_id, **{f"{name}_ml": round(volumes[name], 3) for name in STRUCTURE_NAMES}})
+    path = out / "volumes.csv"
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["case_id", *(f"{n}_ml" for n in STRUCTURE_NAMES)])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

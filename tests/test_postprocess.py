@@ -1,0 +1,36 @@
+import numpy as np
+import torch
+
+from glioseg.labels import CORE, EDEMA, ENHANCING
+from glioseg.postprocess import PostprocessConfig, clean_label, label_from_probabilities, uncrop_probabilities
+
+
+def test_small_components_dropped_and_small_enhancing_becomes_core():
+    label = np.zeros((30, 30, 30), np.uint8)
+    label[2:12, 2:12, 2:12] = EDEMA  # 1 mL at 1 mm
+    label[5:8, 5:8, 5:8] = ENHANCING  # 27 voxels = 0.027 mL: too small to be trusted
+    label[25, 25, 25] = EDEMA  # a lone voxel
+    cleaned = clean_label(label, (1.0, 1.0, 1.0), PostprocessConfig(min_component_ml=0.01, min_enhancing_ml=0.5))
+    assert cleaned[25, 25, 25] == 0
+    assert not (cleaned == ENHANCING).any() and (cleaned[5:8, 5:8, 5:8] == CORE).all()
+    kept = clean_label(label, (1.0, 1.0, 1.0), PostprocessConfig(min_component_ml=0.01, min_enhancing_ml=0.01))
+    assert (kept[5:8, 5:8, 5:8] == ENHANCING).all()
+    # thresholds are in mL: at 3 mm voxels the lone voxel is 0.027 mL and survives a 0.01 mL threshold
+    coarse = clean_label(label, (3.0, 3.0, 3.0), PostprocessConfig(min_component_ml=0.01, min_enhancing_ml=0.5))
+    assert coarse[25, 25, 25] == EDEMA
+
+
+def test_label_from_region_and_class_probabilities():
+    regions = torch.tensor([[0.9, 0.9, 0.2], [0.1, 0.8, 0.1], [0.0, 0.7, 0.0]]).view(3, 3, 1, 1)
+    assert label_from_probabilities(regions, "regions").ravel().tolist() == [EDEMA, ENHANCING, 0]
+    classes = torch.tensor([[0.1, 0.7], [0.2, 0.1], [0.6, 0.1], [0.1, 0.1]]).view(4, 2, 1, 1)
+    assert label_from_probabilities(classes, "classes").ravel().tolist() == [CORE, 0]
+
+
+def test_uncrop_places_and_resamples():
+    probabilities = torch.ones(3, 2, 2, 2)
+    out = uncrop_probabilities(probabilities, ((2, 6), (0, 4), (1, 5)), (8, 6, 7))
+    assert out.shape == (3, 8, 6, 7)
+    assert out[:, 2:6, 0:4, 1:5].min() == 1 and out.sum() == 3 * 64  # resampled 2^3 -> 4^3, nothing outside
+    classes = uncrop_probabilities(torch.zeros(4, 4, 4, 4), ((0, 4), (0, 4), (0, 4)), (5, 5, 5), head="classes")
+    assert classes[0, 4, 4, 4] == 1  # outside the crop: background

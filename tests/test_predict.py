@@ -1,0 +1,162 @@
+"""Prediction with a tiny trained run: masks on the input's grid in every layout, conventions, TTA and
+ensembles, resumable cohorts, volumes, the Python API."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import glioseg
+from glioseg.errors import InputError
+from glioseg.labels import BRATS2021, BRATS2023, MSD
+from glioseg.layouts import LAYOUTS, find_cases
+from glioseg.predict import PredictSettings, load_model, predict_cohort
+
+SHAPE = (40, 40, 32)
+
+
+def glioseg_cli(*args, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "glioseg", *map(str, args)], capture_output=True, text=True,
+                          env=env, **kwargs)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runs(cohort_factory, tmp_path_factory):
+    """Two tiny runs (folds 0 and 1) on a phantom cohort."""
+    data = cohort_factory("msd", cases=6, shape=SHAPE)
+    root = tmp_path_factory.mktemp("runs")
+    made = []
+    for fold in (0, 1):
+        run = root / f"fold{fold}"
+        result = glioseg_cli("train", data, "--out", run, "--cache", root / "cache", "--folds", "3", "--fold", fold,
+                             "--patch", "16", "16", "16", "--width", "4", "--depth", "3", "--epochs", "1",
+                             "--steps-per-epoch", "3", "--workers", "0")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        made.append(run)
+    return made
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_mask_keeps_the_inputs_grid_and_header_in_every_layout(runs, cohort_factory, tmp_path, layout):
+    data = cohort_factory(layout, cases=2, shape=SHAPE)
+    out = tmp_path / "pred"
+    result = glioseg_cli("predict", runs[0], data, "--out", out)
+    assert result.returncode == 0, result.stderr
+    for files in find_cases(data):
+        mask, source = nib.load(out / f"{files.case_id}.nii.gz"), nib.load(files.images[0])
+        assert mask.shape == source.shape[:3]
+        np.testing.assert_array_equal(mask.affine, source.affine)
+        for key in ("qform_code", "sform_code", "xyzt_units"):
+            assert mask.header[key] == source.header[key]
+        values = set(np.unique(np.asarray(mask.dataobj)).tolist())
+        assert values <= set(files.convention.file_to_internal)  # the input's own convention by default
+
+
+@pytest.mark.parametrize("convention", [MSD, BRATS2021, BRATS2023])
+def test_output_convention_round_trips(runs, cohort_factory, tmp_path, convention):
+    data = cohort_factory("brats2021", cases=1, shape=SHAPE)
+    model = load_model(runs[0], "cpu")
+    case = glioseg.load_case(find_cases(data)[0])
+    expected = model.predict(case).label
+    predict_cohort(model, [data], tmp_path, PredictSettings(labels=convention.name), progress=False)
+    written = np.asarray(nib.load(tmp_path / f"{case.case_id}.nii.gz").dataobj)
+    np.testing.assert_array_equal(convention.to_internal(written), expected)
+
+
+def test_tta_and_ensemble_keep_shapes_and_give_uncertainty(runs, cohort_factory):
+    case = glioseg.load_case(find_cases(cohort_factory("msd", cases=1, shape=SHAPE))[0])
+    single = load_model(runs[0], "cpu").predict(case, keep_probabilities=True)
+    assert single.uncertainty is None and single.probabilities.shape == (3, *SHAPE)
+    tta = load_model(runs[0], "cpu").predict(case, tta=True, keep_probabilities=True)
+    ensemble = load_model(runs, "cpu").predict(case, tta=True, keep_probabilities=True)
+    for prediction in (tta, ensemble):
+        assert prediction.label.shape == SHAPE and prediction.label.dtype == np.uint8
+        assert prediction.probabilities.shape == (3, *SHAPE) and prediction.uncertainty.shape == SHAPE
+        assert prediction.uncertainty.max() > 0
+    assert not np.allclose(ensemble.probabilities, tta.probabilities)  # the second fold counts
+
+
+def test_interrupted_cohort_resumes_only_missing_cases(runs, cohort_factory, tmp_path):
+    data = cohort_factory("brats2023", cases=6, shape=SHAPE)
+    out = tmp_path / "pred"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "glioseg", "predict", str(runs[0]), str(data), "--out", str(out),
+                                "--tta", "--save-probabilities"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while len(list(out.glob("*-000.nii.gz"))) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = {p: p.stat().st_mtime_ns for p in out.glob("*-000.nii.gz")}
+    assert 2 <= len(done) < 6
+    for mask in done:  # every finished mask is whole
+        assert np.asarray(nib.load(mask).dataobj).shape == SHAPE
+    result = glioseg_cli("predict", runs[0], data, "--out", out, "--tta", "--save-probabilities")
+    assert result.returncode == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # not redone
+    assert len(list(out.glob("*-000.nii.gz"))) == 6
+    assert not list(out.glob(".tmp-*")), "a half-written file was left behind"
+    rows = (out / "volumes.csv").read_text().splitlines()
+    assert rows[0].startswith("case_id,WT_ml,TC_ml,ET_ml") and len(rows) == 7
+
+
+def test_other_settings_in_the_same_folder_need_overwrite(runs, cohort_factory, tmp_path):
+    data = cohort_factory("msd", cases=1, shape=SHAPE)
+    assert glioseg_cli("predict", runs[0], data, "--out", tmp_path).returncode == 0
+    refused = glioseg_cli("predict", runs[0], data, "--out", tmp_path, "--tta")
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    assert glioseg_cli("predict", runs[0], data, "--out", tmp_path, "--tta", "--overwrite").returncode == 0
+    assert json.loads((tmp_path / "predict.json").read_text())["tta"] is True
+
+
+def test_volumes_match_the_mask(runs, cohort_factory):
+    case = glioseg.load_case(find_cases(cohort_factory("msd", cases=1, shape=SHAPE))[0])
+    prediction = load_model(runs[0], "cpu").predict(case)
+    voxel_ml = np.prod(case.spacing) / 1000
+    assert prediction.volumes_ml["WT"] == pytest.approx((prediction.label > 0).sum() * voxel_ml)
+
+
+def test_python_api(runs, cohort_factory):
+    case = glioseg.load_case(find_cases(cohort_factory("msd", cases=1, shape=SHAPE))[0])
+    model = glioseg.load_model(runs[0], device="cpu")
+    prediction = model.predict(case)
+    table = glioseg.sens_spec_table(prediction, case.label)
+    assert list(table.index) == ["edema", "core", "enhancing"]
+    assert list(table.columns) == ["sensitivity", "specificity", "dice"]
+    assert ((table["specificity"] >= 0) & (table["specificity"] <= 1)).all()
+    figure = glioseg.plot_overlay(case, prediction, loc=(20, 20, 16))
+    assert len(figure.axes) == 6 and "prediction, axial 16" in [ax.get_title() for ax in figure.axes]
+
+
+def test_mismatched_or_corrupt_runs_are_refused(runs, tmp_path):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text("{}")
+    (corrupt / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="unreadable checkpoint"):
+        load_model(corrupt, "cpu")
+    import torch
+
+    state = torch.load(runs[0] / "best.pt", weights_only=False)
+    state["config"]["model"]["width"] = 8
+    torch.save(state, tmp_path / "wrong.pt")
+    with pytest.raises(InputError, match="weights do not fit"):
+        load_model(tmp_path / "wrong.pt", "cpu")
+
+
+def test_predicts_real_brats2018_case_in_its_own_convention(runs, brats2018_sample, tmp_path):
+    case_dir = sorted(brats2018_sample.iterdir())[0]
+    result = glioseg_cli("predict", runs[0], case_dir, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    mask = nib.load(tmp_path / f"{case_dir.name}.nii.gz")
+    source = nib.load(next(case_dir.glob("*_flair.nii.gz")))
+    assert mask.shape == (240, 240, 155) and np.array_equal(mask.affine, source.affine)
+    assert set(np.unique(np.asarray(mask.dataobj)).tolist()) <= {0, 1, 2, 4}
