@@ -3,7 +3,9 @@
 Per region (WT, TC, ET) and class (edema, core, enhancing): Dice, HD95 (mm), normalised surface Dice at a
 tolerance, sensitivity, specificity and volumes (mL). Surfaces and distances follow medpy / panoptica (the
 BraTS 2023 evaluator's engine): a surface voxel is a mask voxel with a 6-neighbour outside the mask; HD95 is
-the larger of the two directed 95th percentiles of surface-to-surface distances, in mm (spacing-aware).
+the 95th percentile of the surface-to-surface distances of both directions pooled, in mm (spacing-aware), as
+panoptica computes it (medpy and MONAI take the larger of the two directed percentiles instead, which is
+never smaller). NSD counts surface voxels within the tolerance over all surface voxels of both masks.
 
 Empty masks, as the BraTS 2023 evaluator treats them: truth and prediction both empty -> Dice 1, HD95 0,
 NSD 1; exactly one empty -> Dice 0, HD95 = ``EMPTY_HD95`` (374 mm, the BraTS 2023 penalty), NSD 0.
@@ -80,7 +82,7 @@ def hd95_and_nsd(
     if empty_p or empty_t:
         return EMPTY_HD95, 0.0
     forward, backward = surface_distances(prediction, truth, spacing)
-    hd95 = max(float(np.percentile(forward, 95)), float(np.percentile(backward, 95)))
+    hd95 = float(np.percentile(np.concatenate([forward, backward]), 95))  # pooled, as the BraTS evaluator
     nsd = (np.count_nonzero(forward <= tolerance_mm) + np.count_nonzero(backward <= tolerance_mm)) / (
         forward.size + backward.size
     )

@@ -279,7 +279,7 @@ def make_phantom(
         for tumour in tumours:
             box, compartments = _tumour_compartments(rng, tumour, maps, anatomy.spacing)
             weights[(slice(None), *box)] = torch.maximum(weights[(slice(None), *box)], compartments)
-        weights = weights * brain
+        weights = weights * brain / weights.sum(0).clamp_min(1)  # overlapping tumours share a voxel, never exceed it
         image = np.zeros((len(MODALITIES), *anatomy.full_shape), dtype=np.float32)
         label = np.zeros(anatomy.full_shape, dtype=np.uint8)
         image[(slice(None), *anatomy.box)] = _intensities(rng, maps, weights, brain).numpy()
@@ -321,8 +321,8 @@ def _intensities(
     image = torch.empty((len(MODALITIES), *shape))
     for channel in range(len(MODALITIES)):
         heterogeneity = 1 + 0.12 * smooth_noise(rng, shape, 24)
-        texture = t1_texture if channel in (1, 2) else 1 + 0.35 * (t1_texture - 1)
-        signal = (normal[channel] * normal_weight + lesion[channel] * heterogeneity) * texture
+        texture = t1_texture if channel in (1, 2) else 1 + 0.35 * (t1_texture - 1)  # anatomy's fine detail
+        signal = normal[channel] * normal_weight * texture + lesion[channel] * heterogeneity  # tumour replaces it
         bias = torch.exp(float(rng.uniform(0.05, 0.15)) * smooth_noise(rng, shape, 4))
         sigma = float(rng.uniform(0.015, 0.035))
         noise = torch.from_numpy(rng.standard_normal((2, *shape), dtype=np.float32)) * sigma

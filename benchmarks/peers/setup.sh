@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The optional peer environment for benchmarks (never glioseg's dependencies): .venv-peers/ at the repo root.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+python3 -m venv .venv-peers
+.venv-peers/bin/pip install --quiet --upgrade pip
+.venv-peers/bin/pip install --quiet "brats-evaluation==0.0.10"

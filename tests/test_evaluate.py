@@ -1,0 +1,88 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from glioseg.errors import InputError
+from glioseg.evaluate import evaluate
+from glioseg.io import read_case
+from glioseg.labels import BRATS2021, EDEMA
+from glioseg.layouts import find_cases
+
+SHAPE = (40, 40, 32)
+
+
+@pytest.fixture
+def truth_and_predictions(cohort_factory, tmp_path):
+    """Ground truth (BraTS 2021 layout) and 'predictions': the labels themselves, one with edema removed."""
+    data = cohort_factory("brats2021", cases=3, shape=SHAPE)
+    predictions = tmp_path / "pred"
+    predictions.mkdir()
+    for index, files in enumerate(find_cases(data)):
+        label = read_case(files).label
+        if index == 1:
+            label = np.where(label == EDEMA, 0, label).astype(np.uint8)
+        source = nib.load(files.label)
+        nib.save(nib.Nifti1Image(BRATS2021.from_internal(label), source.affine, source.header),
+                 predictions / f"{files.case_id}.nii.gz")  # fmt: skip
+    return data, predictions
+
+
+def test_perfect_and_imperfect_predictions(truth_and_predictions):
+    data, predictions = truth_and_predictions
+    rows, summary = evaluate(predictions, data, workers=1)
+    by_case = {(r["case_id"], r["structure"]): r for r in rows}
+    ids = [c.case_id for c in find_cases(data)]
+    assert by_case[(ids[0], "WT")]["dice"] == 1.0 and by_case[(ids[0], "WT")]["hd95"] == 0.0
+    assert by_case[(ids[1], "edema")]["dice"] == 0.0 and by_case[(ids[1], "edema")]["sensitivity"] == 0.0
+    assert by_case[(ids[1], "TC")]["dice"] == 1.0  # core and enhancing untouched
+    assert by_case[(ids[1], "WT")]["volume_diff_ml"] < 0
+    assert summary["WT"]["dice"]["n"] == 3 and summary["TC"]["dice"]["mean"] == 1.0
+    assert summary["edema"]["dice"]["median"] == 1.0
+
+
+def test_evaluate_command_writes_csv_and_summary(truth_and_predictions, tmp_path):
+    data, predictions = truth_and_predictions
+    out = tmp_path / "m.csv"
+    command = [sys.executable, "-m", "glioseg", "evaluate", str(predictions), str(data), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert (
+        lines[0]
+        == "case_id,structure,dice,hd95,nsd,sensitivity,specificity,volume_pred_ml,volume_true_ml,volume_diff_ml"
+    )
+    assert len(lines) == 1 + 3 * 6
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert set(summary) == {"WT", "TC", "ET", "edema", "core", "enhancing"}
+    assert "WT" in result.stdout and "dice" in result.stdout
+
+
+def test_grid_mismatch_and_missing_prediction_are_clear_errors(truth_and_predictions, tmp_path):
+    data, predictions = truth_and_predictions
+    broken = tmp_path / "broken"
+    shutil.copytree(predictions, broken)
+    first = sorted(broken.glob("*.nii.gz"))[0]
+    image = nib.load(first)
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:, :, :-1], image.affine, image.header), first)
+    with pytest.raises(InputError, match="prediction grid: shape"):
+        evaluate(broken, data, workers=1)
+    first.unlink()
+    with pytest.raises(InputError, match="prediction missing"):
+        evaluate(broken, data, workers=1)
+
+
+def test_predictions_in_another_convention_need_pred_labels(truth_and_predictions, tmp_path):
+    data, predictions = truth_and_predictions
+    for path in predictions.glob("*.nii.gz"):
+        image = nib.load(path)
+        values = np.asarray(image.dataobj)
+        nib.save(nib.Nifti1Image(np.where(values == 4, 3, values).astype(np.uint8), image.affine, image.header), path)
+    with pytest.raises(InputError, match="--pred-labels"):
+        evaluate(predictions, data, workers=1)
+    rows, _ = evaluate(predictions, data, pred_labels="brats2023", workers=1)
+    assert all(r["dice"] == 1.0 for r in rows if r["case_id"] != find_cases(data)[1].case_id)
