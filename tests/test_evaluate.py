@@ -86,3 +86,13 @@ def test_predictions_in_another_convention_need_pred_labels(truth_and_prediction
         evaluate(predictions, data, workers=1)
     rows, _ = evaluate(predictions, data, pred_labels="brats2023", workers=1)
     assert all(r["dice"] == 1.0 for r in rows if r["case_id"] != find_cases(data)[1].case_id)
+
+
+def test_real_sample_labels_as_predictions(brats2018_sample, tmp_path):
+    """BraTS 2018 labels (1/2/4) in and out: the expert labels scored against themselves."""
+    for files in find_cases(brats2018_sample):
+        shutil.copy(files.label, tmp_path / f"{files.case_id}.nii.gz")
+    rows, summary = evaluate(tmp_path, brats2018_sample, workers=2)
+    assert len(rows) == 12 * 6
+    assert all(r["dice"] == 1.0 and r["hd95"] == 0.0 for r in rows)
+    assert summary["WT"]["volume_true_ml"]["median"] > 10

@@ -63,10 +63,13 @@ def synth(
     ids = write_cohort(out, cases, layout, seed, grid, progress=True)  # type: ignore[arg-type]
     console.print(f"{len(ids)} phantom cases in {out} ({layout}, grid {grid}, seed {seed})")
     if preview:
+        import numpy as np
+
         from glioseg.report import save_case_preview
 
         phantom = make_phantom(0, seed, grid, ids[0])  # type: ignore[arg-type]
-        path = save_case_preview(phantom.image, phantom.label, out / "preview.png", ids[0])
+        spacing = tuple(float(s) for s in np.abs(np.diag(phantom.affine))[:3])
+        path = save_case_preview(phantom.image, phantom.label, out / "preview.png", ids[0], spacing)
         console.print(f"preview: {path}")
 
 

@@ -34,7 +34,19 @@ def _display(plane: np.ndarray) -> np.ndarray:
     return np.rot90(plane)
 
 
-def save_case_preview(image: np.ndarray, label: np.ndarray | None, path: str | Path, title: str = "") -> Path:
+def _aspect(spacing: tuple[float, ...], axis: int) -> float:
+    """Pixel aspect (height / width) of the plane normal to ``axis`` after ``_display``."""
+    columns, rows = (a for a in range(3) if a != axis)
+    return spacing[rows] / spacing[columns]
+
+
+def save_case_preview(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    path: str | Path,
+    title: str = "",
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> Path:
     """PNG of the four modalities (columns) in three planes (rows) through the tumour, label overlaid.
 
     Args:
@@ -55,9 +67,9 @@ def save_case_preview(image: np.ndarray, label: np.ndarray | None, path: str | P
             index = [slice(None)] * 3
             index[axis] = centre[axis]
             ax = axes[row, column]
-            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high)
+            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high, aspect=_aspect(spacing, axis))
             if label is not None:
-                ax.imshow(_display(label_rgba(label[tuple(index)])))
+                ax.imshow(_display(label_rgba(label[tuple(index)])), aspect=_aspect(spacing, axis))
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(modality, color="white")
@@ -126,9 +138,10 @@ def plot_overlay(case, prediction, loc: tuple[int, int, int] | None = None, moda
             index = [slice(None)] * 3
             index[axis] = loc[axis]
             ax = axes[row, column]
-            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high)
+            aspect = _aspect(case.spacing, axis)
+            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high, aspect=aspect)
             if label is not None:
-                ax.imshow(_display(label_rgba(label[tuple(index)])))
+                ax.imshow(_display(label_rgba(label[tuple(index)])), aspect=aspect)
             ax.set_title(f"{title}, {plane} {loc[axis]}", color="white", fontsize=10)
             ax.set_axis_off()
     figure.suptitle(f"{case.case_id}  (edema green, core red, enhancing yellow)", color="white")
