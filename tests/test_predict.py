@@ -160,3 +160,16 @@ def test_predicts_real_brats2018_case_in_its_own_convention(runs, brats2018_samp
     source = nib.load(next(case_dir.glob("*_flair.nii.gz")))
     assert mask.shape == (240, 240, 155) and np.array_equal(mask.affine, source.affine)
     assert set(np.unique(np.asarray(mask.dataobj)).tolist()) <= {0, 1, 2, 4}
+
+
+def test_cohort_sharded_across_two_processes(runs, cohort_factory, tmp_path):
+    data = cohort_factory("msd", cases=3, shape=SHAPE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "glioseg",
+         "predict", str(runs[0]), str(data), "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.glob("BRATS_*.nii.gz")) == [f"BRATS_00{i}.nii.gz" for i in (1, 2, 3)]
+    assert len((tmp_path / "volumes.csv").read_text().splitlines()) == 4
