@@ -162,8 +162,8 @@ def _labelled_cases(data: Path) -> list:
     return cases
 
 
-def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool) -> list[dict]:
-    """Write (or, on resume, check) config.json and splits.json; return the splits."""
+def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool) -> None:
+    """Write (or, on resume, check) config.json and splits.json."""
     config_path, splits_path = out / "config.json", out / "splits.json"
     if resume:
         remove_stale_temporaries(out)  # a checkpoint being written when the run was killed
@@ -172,15 +172,13 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
         saved = RunConfig.load(config_path)
         if saved != config:
             raise InputError(config_path, "settings differ from the run being resumed", "resume with the same options")
-        return read_splits(splits_path)
+        return
     if (out / "last.pt").exists():
         raise InputError(out, "this run folder already holds a run", "use --resume, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(config_path) as temporary:
         temporary.write_text(config.to_json())
-    splits = kfold_splits(case_ids, config.train.folds, config.train.seed)
-    write_splits(splits_path, splits)
-    return splits
+    write_splits(splits_path, kfold_splits(case_ids, config.train.folds, config.train.seed))
 
 
 def train(
@@ -200,7 +198,7 @@ def train(
     place = setup_distributed(torch_device)
     files = _labelled_cases(data)
     if place.main:
-        splits = _prepare_run(out, config, [f.case_id for f in files], resume)
+        _prepare_run(out, config, [f.case_id for f in files], resume)
     if place.world > 1:
         dist.barrier()
     splits = read_splits(out / "splits.json")
