@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glioseg.geometry import rotation_matrix
+
 
 def random_flips(image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
     """Mirror each sample along each spatial axis with probability 1/2.
@@ -28,15 +30,6 @@ def random_flips(image: torch.Tensor, label: torch.Tensor, rng: np.random.Genera
     return image, label
 
 
-def _rotation(angles: np.ndarray) -> np.ndarray:
-    cx, cy, cz = np.cos(angles)
-    sx, sy, sz = np.sin(angles)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def random_rotate_scale(
     image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator, p_rotate: float = 0.2, p_scale: float = 0.2
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +38,7 @@ def random_rotate_scale(
     for _ in range(image.shape[0]):
         matrix = np.eye(3)
         if rng.random() < p_rotate:
-            matrix = _rotation(rng.uniform(-math.pi / 6, math.pi / 6, size=3)) @ matrix
+            matrix = rotation_matrix(rng.uniform(-math.pi / 6, math.pi / 6, size=3)) @ matrix
         if rng.random() < p_scale:
             matrix = matrix / rng.uniform(0.7, 1.4)
         matrices.append(matrix)

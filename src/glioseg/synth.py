@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from glioseg.geometry import rotation_matrix
 from glioseg.io import atomic_path
 from glioseg.labels import BRATS2021, BRATS2023, CORE, EDEMA, ENHANCING, MSD
 from glioseg.layouts import BRATS2021_SUFFIXES, BRATS2023_SUFFIXES, LAYOUTS, MODALITIES
@@ -190,7 +191,7 @@ def _deformation(rng: np.random.Generator, anatomy: Anatomy, tumours: list[Tumou
     grid = _identity_grid(shape)
     half_extent_mm = torch.tensor([(n - 1) * s / 2 for n, s in zip(shape, anatomy.spacing)])
     angle = np.deg2rad(rng.uniform(-6, 6, size=3))
-    rotation = torch.from_numpy(_rotation_matrix(angle).astype(np.float32))
+    rotation = torch.from_numpy(rotation_matrix(angle).astype(np.float32))
     scale = float(rng.uniform(0.84, 0.92))  # MNI brains are larger than BraTS patients'
     points_mm = grid * half_extent_mm
     points_mm = points_mm @ rotation.T / scale
@@ -206,15 +207,6 @@ def _deformation(rng: np.random.Generator, anatomy: Anatomy, tumours: list[Tumou
         push = 0.5 * tumour.radius_mm * torch.exp(-((distance / reach) ** 2))
         points_mm = points_mm - offset / distance.clamp_min(1e-3) * push * (distance / reach).clamp(max=1)
     return (points_mm / half_extent_mm).flip(-1)[None]  # grid_sample wants (z, y, x) order last
-
-
-def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
-    cx, cy, cz = np.cos(angles)
-    sx, sy, sz = np.sin(angles)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def _tumour_compartments(
@@ -236,7 +228,7 @@ def _tumour_compartments(
     axes = [torch.arange(b.start, b.stop, dtype=torch.float32) for b in box]
     offset_mm = (torch.stack(torch.meshgrid(*axes, indexing="ij"), -1) - torch.from_numpy(tumour.centre)) * spacing_t
     stretch = torch.from_numpy(rng.uniform(0.75, 1.3, size=3).astype(np.float32))
-    rotation = torch.from_numpy(_rotation_matrix(rng.uniform(0, np.pi, size=3)).astype(np.float32))
+    rotation = torch.from_numpy(rotation_matrix(rng.uniform(0, np.pi, size=3)).astype(np.float32))
     radius_field = ((offset_mm @ rotation.T) / stretch).norm(dim=-1)  # ellipsoidal distance, mm
     cells = max(3, int(max(box_shape) * max(spacing) / 12))
     lobes = smooth_noise(rng, box_shape, cells)
