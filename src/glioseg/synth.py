@@ -178,7 +178,8 @@ def _draw_tumours(rng: np.random.Generator, anatomy: Anatomy) -> list[Tumour]:
                 centre=centre,
                 radius_mm=radius,
                 edema_mm=float(rng.uniform(5, 16)),
-                necrotic_fraction=float(rng.uniform(0.45, 0.8)),
+                # the rim is at least 1.5 voxels thick, so the grid can show it (binds only on coarse grids)
+                necrotic_fraction=min(float(rng.uniform(0.45, 0.8)), 1 - 1.5 * max(anatomy.spacing) / radius),
                 enhancing=bool(rng.random() > 0.2),
             )
         )
