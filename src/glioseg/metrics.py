@@ -110,10 +110,15 @@ def case_metrics(
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction {prediction.shape} and truth {truth.shape} are not on the same grid")
     voxel_ml = float(np.prod(spacing)) / 1000
-    predicted, actual = masks(prediction), masks(truth)
+    tumour = (prediction > 0) | (truth > 0)
+    # everything outside the tumours' bounding box is a true negative: count inside it only (fast)
+    box = _bounding_box(tumour, margin=1) if tumour.any() else (slice(0, 0),) * 3
+    predicted, actual = masks(prediction[box]), masks(truth[box])
+    outside = prediction.size - predicted["WT"].size
     result = {}
     for name in STRUCTURE_NAMES:
         tp, fp, fn, tn = confusion(predicted[name], actual[name])
+        tn += outside
         row = {
             "dice": dice_from_counts(tp, fp, fn),
             "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
