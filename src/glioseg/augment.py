@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from glioseg.geometry import rotation_matrix
+from glioseg.geometry import rotation_matrix, smooth_random_field
 
 
 def random_flips(image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
@@ -52,11 +52,6 @@ def random_rotate_scale(
     return image, label[:, 0].to(torch.uint8)
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], cells: int) -> torch.Tensor:
-    coarse = torch.from_numpy(rng.standard_normal((1, 1, cells, cells, cells), dtype=np.float32))
-    return F.interpolate(coarse, size=shape, mode="trilinear", align_corners=True)[0, 0]
-
-
 def random_intensity(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Per sample and channel: bias field, brightness, contrast, gamma, Gaussian noise, Gaussian blur."""
     image = image.clone()
@@ -65,7 +60,7 @@ def random_intensity(image: torch.Tensor, rng: np.random.Generator) -> torch.Ten
         for c in range(image.shape[1]):
             x = image[b, c]
             if rng.random() < 0.15:  # smooth multiplicative MRI bias field
-                x = x * torch.exp(0.3 * _smooth_field(rng, shape, 4))
+                x = x * torch.exp(0.3 * smooth_random_field(rng, shape, 4))
             if rng.random() < 0.15:
                 x = x * float(rng.uniform(0.75, 1.25))
             if rng.random() < 0.15:

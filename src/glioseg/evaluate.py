@@ -18,17 +18,14 @@ from glioseg.metrics import NSD_TOLERANCE_MM, case_metrics
 METRICS = ("dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml", "volume_diff_ml")
 
 
-def prediction_convention(pred_dir: Path, override: str | None, truth: CaseFiles) -> LabelConvention:
-    """The convention predictions are written in: ``--pred-labels``, else what ``predict.json`` says, else the
-    ground truth's own (glioseg's default when predicting)."""
-    if override:
-        return CONVENTIONS[override]
+def prediction_convention(pred_dir: Path, override: str | None) -> LabelConvention | None:
+    """The convention predictions are written in: ``--pred-labels``, else what ``predict.json`` says; None means
+    each ground truth's own (glioseg's default when predicting)."""
+    labels = override
     manifest = pred_dir / "predict.json"
-    if manifest.exists():
+    if not labels and manifest.exists():
         labels = json.loads(manifest.read_text()).get("labels")
-        if labels:
-            return CONVENTIONS[labels]
-    return truth.convention
+    return CONVENTIONS[labels] if labels else None
 
 
 def evaluate_case(
@@ -71,12 +68,13 @@ def evaluate(
     truths = [c for c in find_cases(gt_dir) if c.label is not None]
     if not truths:
         raise InputError(gt_dir, "no labelled cases", "give the folder of ground-truth cases")
+    convention = prediction_convention(pred_dir, pred_labels)
     jobs = []
     for truth in truths:
         path = pred_dir / f"{truth.case_id}.nii.gz"
         if not path.exists():
             raise InputError(path, "prediction missing for this case", "predict it first (glioseg predict)")
-        jobs.append((path, truth, prediction_convention(pred_dir, pred_labels, truth), tolerance_mm))
+        jobs.append((path, truth, convention or truth.convention, tolerance_mm))
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_evaluate_job, jobs))

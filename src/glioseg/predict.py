@@ -122,9 +122,9 @@ def load_model(runs: str | Path | list[str | Path] | None, device: str = "auto")
         raise InputError("RUN", "no run given and glioseg ships no pretrained model yet", "give a run folder")
     runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
     torch_device = choose_device(device)
+    paths = [checkpoint_path(run) for run in runs]
     networks, config = [], None
-    for run in runs:
-        path = checkpoint_path(run)
+    for path in paths:
         state = load_checkpoint(path)
         try:
             run_config = RunConfig.from_dict(state["config"])
@@ -142,7 +142,7 @@ def load_model(runs: str | Path | list[str | Path] | None, device: str = "auto")
         except RuntimeError as error:
             raise InputError(path, f"weights do not fit the saved config ({str(error)[:200]})", "retrain") from None
         networks.append(network.to(torch_device).eval())
-    return Model(networks, config, torch_device, [checkpoint_path(r) for r in runs])  # type: ignore[arg-type]
+    return Model(networks, config, torch_device, paths)  # type: ignore[arg-type]
 
 
 def cases_of(inputs: list[Path]) -> list[CaseFiles]:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from glioseg.geometry import rotation_matrix
+from glioseg.geometry import rotation_matrix, smooth_random_field
 from glioseg.io import atomic_path
 from glioseg.labels import BRATS2021, BRATS2023, CORE, EDEMA, ENHANCING, MSD
 from glioseg.layouts import BRATS2021_SUFFIXES, BRATS2023_SUFFIXES, LAYOUTS, MODALITIES
@@ -142,9 +142,8 @@ def brats_like_affine(spacing: tuple[float, float, float], shape: tuple[int, int
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], cells: int) -> torch.Tensor:
-    """Smooth random field, unit std, ``float32 shape``: Gaussian noise on a coarse grid, upsampled."""
-    coarse = torch.from_numpy(rng.standard_normal((1, 1, *[cells] * len(shape)), dtype=np.float32))
-    field = F.interpolate(coarse, size=shape, mode="trilinear", align_corners=True)[0, 0]
+    """A smooth random field scaled to unit std (see ``smooth_random_field``)."""
+    field = smooth_random_field(rng, shape, cells)
     return field / field.std().clamp_min(1e-6)
 
 
