@@ -109,6 +109,18 @@ def test_resume_and_restart_are_refused_when_they_would_lose_work(data, tmp_path
     assert changed.returncode == 2 and "settings differ" in changed.stderr
 
 
+def test_fold_all_trains_on_every_case_without_validation(data, tmp_path):
+    run = tmp_path / "run"
+    result = glioseg(*train_args(data, run, tmp_path / "cache", "--epochs", "1", "--steps-per-epoch", "2",
+                                 "--fold", "all"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "config.json").read_text())["train"]["fold"] is None
+    assert (run / "last.pt").exists() and not (run / "best.pt").exists()
+    assert not any(key.startswith("dice/") for key in read_history(run)[-1])
+    wrong = glioseg(*train_args(data, tmp_path / "other", tmp_path / "cache", "--fold", "3"))
+    assert wrong.returncode == 2 and "or all" in wrong.stderr
+
+
 def test_init_from_fine_tunes_from_another_run(data, tmp_path):
     source = tmp_path / "source"
     assert (

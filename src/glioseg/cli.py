@@ -120,7 +120,7 @@ def sample_data(
 def train(
     data: Annotated[Path, typer.Argument(help="Labelled dataset folder (any layout).")],
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
-    fold: Annotated[int, typer.Option(min=0, help="Which fold to hold out for validation.")] = 0,
+    fold: Annotated[str, typer.Option(help="Fold to hold out for validation, or 'all' to train on every case.")] = "0",
     folds: Annotated[int, typer.Option(min=2, help="Number of cross-validation folds (by patient).")] = 5,
     epochs: Annotated[int, typer.Option(min=1)] = 50,
     steps_per_epoch: Annotated[int, typer.Option(min=1)] = 50,
@@ -163,15 +163,15 @@ def train(
         raise typer.BadParameter("regions go with dice or dice_bce, classes with dice_ce", param_hint="--loss")
     if any(p % 2 ** (depth - 1) for p in patch):
         raise typer.BadParameter(f"each size must be a multiple of {2 ** (depth - 1)}", param_hint="--patch")
-    if fold >= folds:
-        raise typer.BadParameter(f"must be below --folds ({folds})", param_hint="--fold")
+    if fold != "all" and not (fold.isdigit() and int(fold) < folds):
+        raise typer.BadParameter(f"give 0 to {folds - 1} (below --folds), or all", param_hint="--fold")
     cases = find_cases(data)
     config = RunConfig(
         preprocess=PreprocessConfig(spacing_mm=spacing),
         model=ModelConfig(head=head, width=width, depth=depth, deep_supervision=deep_supervision),
         train=TrainConfig(
             patch=patch, batch=batch, epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer,
-            learning_rate=lr, loss=loss, augment=augment, folds=folds, fold=fold, seed=seed,
+            learning_rate=lr, loss=loss, augment=augment, folds=folds, fold=None if fold == "all" else int(fold), seed=seed,
             validate_every=validate_every, workers=workers,
         ),
         label_convention=cases[0].convention.name,

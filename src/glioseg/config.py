@@ -57,7 +57,7 @@ class TrainConfig:
     loss: str = "dice_bce"  # "dice", "dice_bce" (regions) or "dice_ce" (classes)
     augment: bool = True
     folds: int = 5
-    fold: int = 0
+    fold: int | None = 0  # None: train on every case, validate on none (the final model)
     seed: int = 0
     validate_every: int = 5
     workers: int = 1

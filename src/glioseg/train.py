@@ -202,7 +202,8 @@ def train(
     if place.world > 1:
         dist.barrier()
     splits = read_splits(out / "splits.json")
-    fold = splits[config.train.fold]
+    all_ids = sorted(f.case_id for f in files)
+    fold = {"train": all_ids, "val": []} if config.train.fold is None else splits[config.train.fold]
     by_id = {f.case_id: f for f in files}
     workers = max(config.train.workers, 1)
     if place.main:
