@@ -171,8 +171,8 @@ def train(
         model=ModelConfig(head=head, width=width, depth=depth, deep_supervision=deep_supervision),
         train=TrainConfig(
             patch=patch, batch=batch, epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer,
-            learning_rate=lr, loss=loss, augment=augment, folds=folds, fold=None if fold == "all" else int(fold), seed=seed,
-            validate_every=validate_every, workers=workers,
+            learning_rate=lr, loss=loss, augment=augment, folds=folds, seed=seed, validate_every=validate_every,
+            fold=None if fold == "all" else int(fold), workers=workers,
         ),
         label_convention=cases[0].convention.name,
     )  # fmt: skip
