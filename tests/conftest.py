@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,5 +49,35 @@ def cohort_factory(tmp_path_factory):
             write_cohort(folder, cases, layout, seed, tuple(shape))
             made[key] = folder
         return made[key]
+
+    return make
+
+
+def glioseg_cli(*args, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m glioseg ARGS`` on one thread; text output captured."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "glioseg", *map(str, args)], capture_output=True, text=True,
+                          env=env, **kwargs)  # fmt: skip
+
+
+PHANTOM_RUN_SHAPE = (40, 40, 32)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(cohort_factory, tmp_path_factory):
+    """``make(fold)`` -> a tiny run (width 4, 3 steps) trained on fold ``fold`` of 6 phantoms; made once."""
+    data = cohort_factory("msd", cases=6, shape=PHANTOM_RUN_SHAPE)
+    root = tmp_path_factory.mktemp("runs")
+    made: dict[int, Path] = {}
+
+    def make(fold: int = 0) -> Path:
+        if fold not in made:
+            run = root / f"fold{fold}"
+            result = glioseg_cli("train", data, "--out", run, "--cache", root / "cache", "--folds", "3", "--fold",
+                                 fold, "--patch", "16", "16", "16", "--width", "4", "--depth", "3", "--epochs", "1",
+                                 "--steps-per-epoch", "3", "--workers", "0")  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            made[fold] = run
+        return made[fold]
 
     return make

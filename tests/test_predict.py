@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import glioseg
+from conftest import glioseg_cli
 from glioseg.errors import InputError
 from glioseg.labels import BRATS2021, BRATS2023, MSD
 from glioseg.layouts import LAYOUTS, find_cases
@@ -21,26 +22,10 @@ from glioseg.predict import PredictSettings, load_model, predict_cohort
 SHAPE = (40, 40, 32)
 
 
-def glioseg_cli(*args, **kwargs):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "glioseg", *map(str, args)], capture_output=True, text=True,
-                          env=env, **kwargs)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def runs(cohort_factory, tmp_path_factory):
+def runs(tiny_runs):
     """Two tiny runs (folds 0 and 1) on a phantom cohort."""
-    data = cohort_factory("msd", cases=6, shape=SHAPE)
-    root = tmp_path_factory.mktemp("runs")
-    made = []
-    for fold in (0, 1):
-        run = root / f"fold{fold}"
-        result = glioseg_cli("train", data, "--out", run, "--cache", root / "cache", "--folds", "3", "--fold", fold,
-                             "--patch", "16", "16", "16", "--width", "4", "--depth", "3", "--epochs", "1",
-                             "--steps-per-epoch", "3", "--workers", "0")  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        made.append(run)
-    return made
+    return [tiny_runs(0), tiny_runs(1)]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

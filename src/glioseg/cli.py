@@ -259,6 +259,25 @@ def evaluate(
 
 @app.command()
 @reports_input_errors
+def report(
+    folder: Annotated[Path, typer.Argument(help="A run folder, a prediction folder, or a demo output folder.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
+    metrics: Annotated[Path | None, typer.Option(help="Metrics CSV of glioseg evaluate (default: found).")] = None,
+    title: Annotated[str, typer.Option()] = "glioseg report",
+) -> None:
+    """One self-contained HTML page (opens offline): learning curves, metrics per case (sortable) and summary,
+    box plots, overlays of the best and worst cases, tumour volumes.
+
+    Example: glioseg report demo-output --out report.html
+    """
+    from glioseg.html_report import find_report_inputs, write_report
+
+    inputs = find_report_inputs(folder, metrics)
+    console.print(f"report: {write_report(out, inputs, title)}")
+
+
+@app.command()
+@reports_input_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("demo-output"),
 ) -> None:

@@ -2,7 +2,8 @@
 regions -> clean -> labels in the user's convention -> uncrop -> write with the input's affine and header.
 
 A cohort run writes ``<case_id>.nii.gz`` per case (and optionally ``<case_id>_probabilities.nii.gz`` and
-``<case_id>_uncertainty.nii.gz``), ``volumes.csv`` and ``predict.json`` (the settings). Cases already written
+``<case_id>_uncertainty.nii.gz``), ``volumes.csv``, ``cases.json`` (where each case's inputs are) and
+``predict.json`` (the settings). Cases already written
 with the same settings are skipped, so an interrupted run finishes only what is missing; with ``torchrun``
 each process takes every N-th case.
 """
@@ -203,6 +204,7 @@ def predict_cohort(
     _barrier(world)
     if rank == 0:
         write_volumes(out, cases, settings)
+        write_case_index(out, cases, settings)
     return masks
 
 
@@ -262,3 +264,33 @@ def write_volumes(out: Path, cases: list[CaseFiles], settings: PredictSettings) 
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def write_case_index(out: Path, cases: list[CaseFiles], settings: PredictSettings) -> Path:
+    """``cases.json``: where each predicted case's images (and expert label, if any) are, for reports and the viewer."""
+    index = [
+        {
+            "case_id": files.case_id,
+            "mask": f"{files.case_id}.nii.gz",
+            "mask_convention": _output_convention(files, settings).name,
+            "source": str(case_source(files).resolve()),  # what locate_case() reads back
+            "has_label": files.label is not None,
+        }
+        for files in cases
+        if (out / f"{files.case_id}.nii.gz").exists()
+    ]
+    path = out / "cases.json"
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(index, indent=1))
+    return path
+
+
+def case_source(files: CaseFiles) -> Path:
+    """The path that names a case: its folder (BraTS layouts) or its first image file (MSD, nnU-Net)."""
+    return files.images[0].parent if files.layout.startswith("brats") else files.images[0]
+
+
+def read_case_index(pred_dir: Path) -> list[dict]:
+    """The entries of a prediction folder's ``cases.json`` (empty if it has none)."""
+    path = Path(pred_dir) / "cases.json"
+    return json.loads(path.read_text()) if path.exists() else []

@@ -83,7 +83,18 @@ def save_case_preview(
 
 
 def save_learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """PNG of training/validation loss and validation Dice per region against the optimisation step.
+    """PNG of :func:`learning_curves` (written atomically)."""
+    import matplotlib.pyplot as plt
+
+    figure = learning_curves(history, title)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=90, format="png")
+    plt.close(figure)
+    return Path(path)
+
+
+def learning_curves(history: list[dict], title: str = ""):
+    """Figure of training/validation loss and validation Dice per region against the optimisation step.
 
     Args:
         history: ``history.jsonl`` entries of a run (glioseg.train.read_history).
@@ -108,10 +119,7 @@ def save_learning_curves(history: list[dict], path: str | Path, title: str = "")
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=90, format="png")
-    plt.close(figure)
-    return Path(path)
+    return figure
 
 
 def plot_overlay(case, prediction, loc: tuple[int, int, int] | None = None, modality: str = "FLAIR"):
