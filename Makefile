@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean niivue
+NIIVUE_VERSION := 0.69.0
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +26,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
+
+# Replace the NiiVue build shipped in the package (needs npm and the registry).
+niivue:
+	cd $$(mktemp -d) && npm pack --silent @niivue/niivue@$(NIIVUE_VERSION) && tar xzf niivue-niivue-$(NIIVUE_VERSION).tgz && \
+		cp package/dist/niivue.umd.js $(CURDIR)/src/glioseg/static/niivue.umd.js

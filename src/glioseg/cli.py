@@ -278,6 +278,39 @@ def report(
 
 @app.command()
 @reports_input_errors
+def serve(
+    runs: Annotated[
+        list[Path] | None, typer.Argument(help="Run folder(s) to segment with (default: shipped model).")
+    ] = None,
+    predictions: Annotated[list[Path] | None, typer.Option(help="Prediction folder(s) to list in the viewer.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it to this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest upload accepted.")] = 512,
+) -> None:
+    """The web viewer: upload a case, watch it being segmented, explore it in 3D (NiiVue) and download the mask.
+
+    Example: glioseg serve --predictions predictions   (then open http://127.0.0.1:8000)
+    """
+    import uvicorn
+
+    from glioseg.errors import InputError
+    from glioseg.predict import load_model
+    from glioseg.serve import create_app
+    from glioseg.uploads import UploadLimits
+
+    for folder in predictions or []:
+        if not (folder / "cases.json").exists():
+            raise InputError(folder, "no cases.json here", "give a folder written by glioseg predict")
+    model = load_model(runs or None, device)  # fail now, not at the first upload
+    app = create_app(lambda: model, list(predictions or []),
+                     limits=UploadLimits(max_bytes=max_upload_mb * 1024**2))  # fmt: skip
+    console.print(f"viewer on http://{host}:{port} (Ctrl+C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@app.command()
+@reports_input_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes everything.")] = Path("demo-output"),
 ) -> None:
