@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean niivue
+.PHONY: demo test lint clean niivue chromium
 NIIVUE_VERSION := 0.69.0
 
 $(STAMP): pyproject.toml Makefile
@@ -17,8 +17,15 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/glioseg demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -q
+
+# The viewer's browser test needs Chromium; install Debian's where we may, else that test is skipped.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	echo "no Chromium could be installed: the browser test will be skipped"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

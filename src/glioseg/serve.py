@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from glioseg.errors import InputError
 from glioseg.labels import CLASS_NAMES, STRUCTURE_NAMES, get_convention
-from glioseg.layouts import MODALITIES
+from glioseg.layouts import MODALITIES, locate_case
 from glioseg.predict import read_case_index
 from glioseg.uploads import UploadLimits, arrange_case, store_upload, unpack_zip
 
@@ -144,7 +144,6 @@ def segment_upload(model_loader: Callable[[], object], source: Path) -> Callable
 
     def work(job: Job) -> None:
         from glioseg.io import read_case
-        from glioseg.layouts import locate_case
 
         job.stage = "reading the case"
         files = locate_case(source)
@@ -238,6 +237,7 @@ def create_app(
             for archive in (p for p in stored if p.name.lower().endswith(".zip")):
                 niftis += unpack_zip(archive, inbox, limits)
             source = arrange_case(niftis, job.folder / "input" / "case")
+            locate_case(source)  # names and modalities complete: refuse now rather than fail the job later
         except InputError as error:
             jobs.discard(job)  # nothing of a refused upload stays on disk
             return JSONResponse({"detail": f"{error.path}: {error.problem}. Fix: {error.fix}"}, status_code=400)

@@ -1,0 +1,179 @@
+"""The viewer's server: uploads become jobs that segment; bad or hostile uploads are refused with nothing kept."""
+
+import gzip
+import io
+import time
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
+from glioseg.layouts import find_cases
+from glioseg.predict import load_model
+from glioseg.serve import create_app
+from glioseg.uploads import UploadLimits, safe_name, sniff
+
+
+@pytest.fixture(scope="module")
+def model(tiny_runs):
+    return load_model(tiny_runs(0), "cpu")
+
+
+@pytest.fixture(scope="module")
+def case_files(cohort_factory):
+    return find_cases(cohort_factory("brats2021", cases=2, seed=7, shape=PHANTOM_RUN_SHAPE))
+
+
+def make_client(model, tmp_path, **kwargs):
+    return TestClient(create_app(lambda: model, work=tmp_path / "work", **kwargs))
+
+
+def upload(client, named_bytes):
+    return client.post("/api/jobs", files=[("files", (name, data)) for name, data in named_bytes])
+
+
+def case_upload(files):
+    return [(path.name, path.read_bytes()) for path in files.images]
+
+
+def wait(client, job_id, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still running after {seconds} s")
+
+
+def job_folders(tmp_path):
+    return sorted(p.name for p in (tmp_path / "work").iterdir()) if (tmp_path / "work").exists() else []
+
+
+def test_an_uploaded_case_is_segmented_like_predict_does(model, case_files, tmp_path):
+    client = make_client(model, tmp_path)
+    files = case_files[0]
+    response = upload(client, case_upload(files))
+    assert response.status_code == 202, response.text
+    job = wait(client, response.json()["id"])
+    assert job["status"] == "done", job
+    expected = model.predict(glioseg_read(files))
+    assert job["volumes_ml"] == {k: round(v, 2) for k, v in expected.volumes_ml.items()}
+    mask = client.get(f"/api/jobs/{job['id']}/files/segmentation")
+    assert mask.status_code == 200
+    written = nib.Nifti1Image.from_bytes(gzip.decompress(mask.content))
+    truth = nib.load(files.images[0])
+    np.testing.assert_array_equal(written.affine, truth.affine)
+    assert set(np.unique(np.asarray(written.dataobj)).tolist()) <= {0, 1, 2, 4}  # the upload's BraTS convention
+    np.testing.assert_array_equal(files.convention.to_internal(np.asarray(written.dataobj)), expected.label)
+    for name in ("FLAIR", "overlay"):
+        assert client.get(f"/api/jobs/{job['id']}/files/{name}").status_code == 200
+    assert client.get(f"/api/jobs/{job['id']}/files/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    assert client.get(f"/api/jobs/{job['id']}/files/config").status_code == 404
+    assert not (tmp_path / "work" / job["id"] / "input").exists()  # uploads are deleted once read
+
+
+def glioseg_read(files):
+    from glioseg.io import read_case
+
+    return read_case(files)
+
+
+def test_a_zipped_case_folder_and_an_msd_4d_file_are_accepted(model, case_files, cohort_factory, tmp_path):
+    client = make_client(model, tmp_path)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in case_files[1].images:
+            zipped.write(path, f"{case_files[1].case_id}/{path.name}")
+        zipped.writestr("__MACOSX/._junk", b"x")
+    first = upload(client, [("case.zip", archive.getvalue())])
+    msd = find_cases(cohort_factory("msd", cases=1, seed=7, shape=PHANTOM_RUN_SHAPE))[0]
+    second = upload(client, [(msd.images[0].name, msd.images[0].read_bytes())])
+    for response, case_id in ((first, case_files[1].case_id), (second, msd.case_id)):
+        assert response.status_code == 202, response.text
+        job = wait(client, response.json()["id"])
+        assert job["status"] == "done" and job["case_id"] == case_id, job
+
+
+def zip_of(entries):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for name, data in entries:
+            zipped.writestr(name, data)
+    return archive.getvalue()
+
+
+def nifti_bytes(shape=(4, 4, 4)):
+    return gzip.compress(nib.Nifti1Image(np.zeros(shape, np.float32), np.eye(4)).to_bytes())
+
+
+HOSTILE = {
+    "not NIfTI content under a NIfTI name": [("case_flair.nii.gz", b"#!/bin/sh\nrm -rf /\n" * 30)],
+    "a script": [("run.sh", b"echo hi")],
+    "a NIfTI under a zip name": [("case.zip", nifti_bytes())],
+    "zip-slip": [("case.zip", zip_of([("../../evil_flair.nii.gz", nifti_bytes())]))],
+    "absolute zip entry": [("case.zip", zip_of([("/tmp/evil_flair.nii.gz", nifti_bytes())]))],
+    "zip bomb": [("case.zip", zip_of([("bomb_flair.nii.gz", b"\0" * (3 * 1024**2))]))],
+    "zip with a non-NIfTI file": [("case.zip", zip_of([("notes.txt", b"hello")]))],
+    "four modalities without BraTS names": [(f"scan{i}.nii.gz", nifti_bytes()) for i in range(4)],
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_or_wrong_uploads_are_refused_and_leave_nothing(model, tmp_path, name):
+    limits = UploadLimits(max_unpacked_bytes=2 * 1024**2)
+    client = make_client(model, tmp_path, limits=limits)
+    response = upload(client, HOSTILE[name])
+    assert response.status_code == 400 and "Fix:" in response.json()["detail"], response.text
+    assert job_folders(tmp_path) == []
+    assert not list(tmp_path.rglob("evil*"))
+
+
+def test_size_and_count_limits(model, tmp_path):
+    client = make_client(model, tmp_path, limits=UploadLimits(max_bytes=100_000, max_files=3))
+    big = upload(client, [("big_flair.nii.gz", b"\x1f\x8b" + b"\0" * 200_000)])
+    assert big.status_code == 413
+    many = upload(client, [(f"c_{i}.nii.gz", nifti_bytes()) for i in range(5)])
+    assert many.status_code == 400
+    assert job_folders(tmp_path) == []
+
+
+def test_uploaded_names_cannot_leave_the_job_folder():
+    assert safe_name("../../etc/x_flair.nii.gz") == "x_flair.nii.gz"
+    assert safe_name("C:\\Users\\me\\scan t1.nii") == "scan_t1.nii"
+    assert safe_name("..hidden_t2.nii.gz") == "hidden_t2.nii.gz"
+    with pytest.raises(Exception, match="file name"):
+        safe_name("/etc/passwd")
+    assert sniff(nifti_bytes()[:4096]) == "nifti-gz" and sniff(b"PK\x03\x04rest") == "zip"
+    assert sniff(gzip.compress(b"<html>" * 100)) == "unknown"
+
+
+def test_old_jobs_are_cleaned_up(model, case_files, tmp_path):
+    client = make_client(model, tmp_path, max_jobs=2)
+    ids = []
+    for _ in range(4):
+        response = upload(client, case_upload(case_files[0]))
+        ids.append(response.json()["id"])
+        wait(client, ids[-1])
+    assert len(job_folders(tmp_path)) <= 3  # the newest 2 plus the one just made
+    assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
+    assert client.get(f"/api/jobs/{ids[-1]}").json()["status"] == "done"
+
+
+def test_predictions_on_disk_are_listed_and_opened(tiny_runs, case_files, tmp_path):
+    predictions = tmp_path / "predictions"
+    source = case_files[0].images[0].parent.parent
+    assert glioseg_cli("predict", tiny_runs(0), source, "--out", predictions).returncode == 0
+    client = TestClient(create_app(None, [predictions], work=tmp_path / "work"))
+    listed = client.get("/api/predictions").json()
+    assert [e["case_id"] for e in listed] == [f.case_id for f in case_files]
+    refused = upload(client, case_upload(case_files[0]))
+    assert refused.status_code == 409  # a viewing-only server does not segment
+    opened = client.post(f"/api/predictions/0/{listed[1]['case']}")
+    job = wait(client, opened.json()["id"])
+    assert job["status"] == "done" and job["case_id"] == case_files[1].case_id
+    assert client.post("/api/predictions/0/99").status_code == 404
+    assert client.post("/api/predictions/5/0").status_code == 404
