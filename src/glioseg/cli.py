@@ -329,6 +329,8 @@ def demo(
     console.print(f"[green]demo done[/]: held-out Dice {dice}")
     for name, path in made.items():
         console.print(f"  {name:<12} {path}")
+    console.print(f"open {made['report']} in a browser; explore the cases in 3D with:\n"
+                  f"  glioseg serve {made['run']} --predictions {made['predictions']}")  # fmt: skip
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """`glioseg demo`: the whole pipeline on phantoms, with no data and no network.
 
 generate a phantom cohort -> train a small U-Net for a few minutes on the CPU -> predict held-out phantoms ->
-evaluate -> figures. Every step reuses what an earlier, interrupted demo already finished.
+evaluate -> figures and the HTML report. Every step reuses what an earlier, interrupted demo already finished.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class DemoSettings:
 def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool = True) -> dict[str, Path]:
     """Run (or finish) the demo in ``out``; returns the paths of what it made."""
     from glioseg.evaluate import evaluate, write_results
+    from glioseg.html_report import ReportInputs, write_report
     from glioseg.io import read_case
     from glioseg.layouts import find_cases
     from glioseg.predict import PredictSettings, load_model, predict_cohort
@@ -64,7 +65,8 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
     figure = plot_overlay(case, model.predict(case))
     overlay = out / "overlay.png"
     figure.savefig(overlay, dpi=80, facecolor="black")
+    report = write_report(out / "report.html", ReportInputs(run, predictions, metrics), "glioseg demo (phantoms)")
     return {
         "phantoms": phantoms, "held_out": held_out, "run": run, "curves": run / "curves.png",
-        "predictions": predictions, "metrics": metrics, "summary": summary_path, "overlay": overlay,
+        "predictions": predictions, "metrics": metrics, "summary": summary_path, "overlay": overlay, "report": report,
     }  # fmt: skip
