@@ -239,14 +239,23 @@ def evaluate(
 
     Example: glioseg evaluate predictions ../shared/data/brats2018-sample --out metrics.csv
     """
-    from rich.table import Table
-
     from glioseg.evaluate import evaluate as run_evaluation
     from glioseg.evaluate import write_results
 
     rows, summary = run_evaluation(pred_dir, gt_dir, pred_labels, tolerance)
     csv_path, json_path = write_results(rows, summary, out)
-    table = Table(title=f"{len(rows) // 6} cases: mean (median)")
+    _print_summary(json_path)
+    console.print(f"per case: {csv_path}; summary: {json_path}")
+
+
+def _print_summary(summary_path: Path) -> None:
+    """The metrics summary (glioseg evaluate's JSON) as a table on the terminal."""
+    import json
+
+    from rich.table import Table
+
+    summary = json.loads(summary_path.read_text())
+    table = Table(title=f"{summary['WT']['dice']['n']} cases: mean (median)")
     table.add_column("")
     for metric in ("dice", "hd95", "nsd", "sensitivity", "specificity"):
         table.add_column(metric, justify="right")
@@ -254,6 +263,25 @@ def evaluate(
         table.add_row(name, *(f"{metrics[m]['mean']:.3f} ({metrics[m]['median']:.3f})"
                               for m in ("dice", "hd95", "nsd", "sensitivity", "specificity")))  # fmt: skip
     Console(width=150).print(table)
+
+
+@app.command()
+@reports_input_errors
+def crossval(
+    runs: Annotated[list[Path], typer.Argument(help="The fold runs (each trained with --fold K on DATA).")],
+    data: Annotated[Path, typer.Option("--data", help="The labelled dataset they were trained on.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for predictions and metrics.")],
+    tta: Annotated[bool, typer.Option(help="Average the 8 mirrored copies.")] = False,
+) -> None:
+    """Cross-validate: each case predicted by the fold run that held it out, then all evaluated together.
+
+    Example: glioseg crossval runs/fold0 runs/fold1 runs/fold2 runs/fold3 --data DATA --out cv
+    """
+    from glioseg.crossval import cross_validate
+    from glioseg.predict import PredictSettings
+
+    csv_path, json_path = cross_validate(runs, data, out, PredictSettings(tta=tta))
+    _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
 
 

@@ -1,0 +1,74 @@
+"""`glioseg crossval`: honest cross-validation of the fold runs of one dataset. Each case is predicted (full
+pipeline, on its own grid) by the one run that held it out, then all cases are evaluated together.
+
+Writes ``OUT/predictions/<case_id>.nii.gz`` (in each case's own convention), ``OUT/metrics.csv`` and
+``OUT/metrics.json``; cases already predicted are kept, so an interrupted run finishes what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from glioseg.config import RunConfig
+from glioseg.errors import InputError
+from glioseg.evaluate import evaluate, write_results
+from glioseg.io import read_case, remove_stale_temporaries, write_label
+from glioseg.layouts import find_cases
+from glioseg.predict import PredictSettings, load_model, write_case_index, write_volumes
+from glioseg.splits import read_splits
+
+
+def held_out_cases(runs: list[Path]) -> dict[str, Path]:
+    """Case id -> the run that validated it; refuses runs of different splits or a case held out twice."""
+    owner: dict[str, Path] = {}
+    splits = None
+    for run in runs:
+        config = RunConfig.load(run / "config.json")
+        if config.train.fold is None:
+            raise InputError(run, "trained on every case (--fold all): it has no held-out cases",
+                             "give the runs of folds 0 .. k-1")  # fmt: skip
+        these = read_splits(run / "splits.json")
+        if splits is not None and these != splits:
+            raise InputError(run / "splits.json", "this run's splits differ from the first run's",
+                             "cross-validate runs made with the same --folds and --seed")  # fmt: skip
+        splits = these
+        for case_id in these[config.train.fold]["val"]:
+            if case_id in owner:
+                raise InputError(run, f"{case_id} is held out by {owner[case_id]} too", "give each fold once")
+            owner[case_id] = run
+    return owner
+
+
+def cross_validate(
+    runs: list[Path], data: Path, out: Path, settings: PredictSettings | None = None, progress: bool = True
+) -> tuple[Path, Path]:
+    """Predict each held-out case with its fold's run, evaluate them all; returns the metrics CSV and JSON."""
+    from rich.progress import track
+
+    runs, data, out = [Path(r) for r in runs], Path(data), Path(out)
+    settings = settings or PredictSettings()
+    owner = held_out_cases(runs)
+    cases = [c for c in find_cases(data) if c.label is not None]
+    missing = sorted(c.case_id for c in cases if c.case_id not in owner)
+    if missing:
+        raise InputError(data, f"no run holds out {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}",
+                         "give the runs of every fold, trained on this dataset")  # fmt: skip
+    predictions = out / "predictions"
+    predictions.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(predictions)
+    models = {}
+    for files in track(cases, description="cross-validating", disable=not progress):
+        mask = predictions / f"{files.case_id}.nii.gz"
+        if mask.exists():
+            continue
+        run = owner[files.case_id]
+        models[run] = models.get(run) or load_model(run)
+        case = read_case(files)
+        prediction = models[run].predict(case, settings.tta, settings.overlap, settings.postprocess)
+        write_label(mask, prediction.label, case, files.convention)
+    write_volumes(predictions, cases, settings)
+    write_case_index(predictions, cases, settings)
+    (out / "folds.json").write_text(json.dumps({c: str(r) for c, r in sorted(owner.items())}, indent=1))
+    rows, summary = evaluate(predictions, data)
+    return write_results(rows, summary, out / "metrics.csv")
