@@ -158,3 +158,21 @@ def test_cohort_sharded_across_two_processes(runs, cohort_factory, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.glob("BRATS_*.nii.gz")) == [f"BRATS_00{i}.nii.gz" for i in (1, 2, 3)]
     assert len((tmp_path / "volumes.csv").read_text().splitlines()) == 4
+
+
+def test_exported_weights_predict_like_their_run(runs, cohort_factory, tmp_path):
+    exported = tmp_path / "model.pt"
+    result = glioseg_cli("export", runs[0], "--out", exported)
+    assert result.returncode == 0, result.stderr
+    assert exported.stat().st_size < (runs[0] / "best.pt").stat().st_size / 2  # no optimiser state
+    case = glioseg.load_case(find_cases(cohort_factory("msd", cases=1, shape=SHAPE))[0])
+    np.testing.assert_array_equal(load_model(exported, "cpu").predict(case).label,
+                                  load_model(runs[0], "cpu").predict(case).label)  # fmt: skip
+
+
+def test_without_a_run_the_shipped_model_is_used_or_its_absence_explained(monkeypatch, tmp_path):
+    import glioseg.predict
+
+    monkeypatch.setattr(glioseg.predict, "SHIPPED_MODEL", tmp_path / "missing.pt")
+    with pytest.raises(InputError, match="shipped model is missing"):
+        load_model()

@@ -194,7 +194,7 @@ def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 @reports_input_errors
 def predict(
     paths: Annotated[
-        list[Path], typer.Argument(help="RUN [RUN ...] then INPUT ...: run folders, then cases or dataset folders.")
+        list[Path], typer.Argument(help="[RUN ...] INPUT ...: runs (none: the shipped model), then cases or datasets.")
     ],  # fmt: skip
     out: Annotated[Path, typer.Option("--out", help="Folder for the masks, volumes.csv and predict.json.")],
     labels: Annotated[str | None, typer.Option(help="msd | brats2021 | brats2023 (default: each input's own)")] = None,
@@ -206,19 +206,18 @@ def predict(
 ) -> None:
     """Segment cases with trained runs (several runs ensemble); masks keep the input's grid and header.
 
+    Without RUN the shipped model (trained on real BraTS 2018 cases) is used: glioseg predict CASE --out DIR
     Example: glioseg predict runs/fold0 runs/fold1 ../shared/data/brats2018-sample --out predictions --tta
     """
     from glioseg.labels import CONVENTIONS
     from glioseg.predict import PredictSettings, load_model, predict_cohort
 
     runs, inputs = _split_runs(paths)
-    if not runs:
-        raise typer.BadParameter("give at least one run folder (with config.json) before the inputs")
     if not inputs:
         raise typer.BadParameter("give at least one case or dataset folder after the runs")
     if labels is not None and labels not in CONVENTIONS:
         raise typer.BadParameter(f"choose one of {', '.join(CONVENTIONS)}", param_hint="--labels")
-    model = load_model(runs, device)
+    model = load_model(runs or None, device)
     settings = PredictSettings(labels=labels, tta=tta, overlap=overlap, save_probabilities=save_probabilities)
     masks = predict_cohort(model, inputs, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
@@ -263,6 +262,22 @@ def _print_summary(summary_path: Path) -> None:
         table.add_row(name, *(f"{metrics[m]['mean']:.3f} ({metrics[m]['median']:.3f})"
                               for m in ("dice", "hd95", "nsd", "sensitivity", "specificity")))  # fmt: skip
     Console(width=150).print(table)
+
+
+@app.command()
+@reports_input_errors
+def export(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    out: Annotated[Path, typer.Option("--out", help="The weights file (.pt) to write.")],
+) -> None:
+    """Write a run's best weights and settings, without training state (a third of the size), for sharing.
+
+    Example: glioseg export runs/all --out model.pt   (then: glioseg predict model.pt CASE --out DIR)
+    """
+    from glioseg.train import export_weights
+
+    path = export_weights(run, out)
+    console.print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
 
 
 @app.command()

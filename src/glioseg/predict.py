@@ -34,6 +34,7 @@ from glioseg.preprocess import preprocess_case
 from glioseg.train import choose_device, load_checkpoint
 
 DEFAULT_POSTPROCESS = PostprocessConfig()
+SHIPPED_MODEL = Path(__file__).parent / "models" / "brats2018-sample.pt"
 
 
 @dataclass
@@ -113,14 +114,18 @@ def checkpoint_path(run: Path) -> Path:
     return run
 
 
-def load_model(runs: str | Path | list[str | Path] | None, device: str = "auto") -> Model:
-    """Load one run, or several runs (e.g. the folds of a cross-validation) to ensemble.
+def load_model(runs: str | Path | list[str | Path] | None = None, device: str = "auto") -> Model:
+    """Load one run, or several runs (e.g. the folds of a cross-validation) to ensemble; none: the shipped model
+    (trained on the 12 public BraTS 2018 sample cases, see MODEL_CARD.md).
 
     Raises:
         InputError: missing or corrupt checkpoints, or runs whose settings differ.
     """
     if runs is None or runs == []:
-        raise InputError("RUN", "no run given and glioseg ships no pretrained model yet", "give a run folder")
+        if not SHIPPED_MODEL.exists():
+            raise InputError(SHIPPED_MODEL, "the shipped model is missing from this installation",
+                             "reinstall glioseg, or give a run folder")  # fmt: skip
+        runs = [SHIPPED_MODEL]
     runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
     torch_device = choose_device(device)
     paths = [checkpoint_path(run) for run in runs]
