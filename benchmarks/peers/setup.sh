@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 python3 -m venv .venv-peers
 .venv-peers/bin/pip install --quiet --upgrade pip
-.venv-peers/bin/pip install --quiet "brats-evaluation==0.0.10"
+.venv-peers/bin/pip install --quiet torch==2.13.0  # the CPU build this machine has, before nnunetv2 asks for one
+.venv-peers/bin/pip install --quiet "brats-evaluation==0.0.10" "nnunetv2==2.8.1"

@@ -93,7 +93,9 @@ def check(data: Annotated[Path, typer.Argument(help="Dataset folder (any layout)
     for column in ("case", "file", "problem", "fix"):
         table.add_column(column, overflow="fold")
     for problem in problems:
-        table.add_row(problem.case_id, str(problem.path), problem.problem, problem.fix)
+        path = Path(problem.path)
+        shown = path.relative_to(data) if path.is_relative_to(data) else path  # short enough to read unwrapped
+        table.add_row(problem.case_id, str(shown), problem.problem, problem.fix)
     Console(width=200).print(table)
     raise typer.Exit(1)
 

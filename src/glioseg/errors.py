@@ -17,3 +17,6 @@ class InputError(ValueError):
     def __init__(self, path: str | Path, problem: str, fix: str):
         self.path, self.problem, self.fix = Path(path), problem, fix
         super().__init__(f"{path}: {problem}. Fix: {fix}")
+
+    def __reduce__(self):  # so that an error raised in a worker process reaches the parent intact
+        return (type(self), (self.path, self.problem, self.fix))

@@ -227,17 +227,17 @@ def _claim_output(out: Path, model: Model, settings: PredictSettings, overwrite:
     """Record the settings in ``predict.json``; refuse to mix predictions made with other settings."""
     manifest = {"model": model.fingerprint(), "sources": [str(s) for s in model.sources], **asdict(settings)}
     path = out / "predict.json"
-    if path.exists() and not overwrite:
-        previous = json.loads(path.read_text())
-        if previous != json.loads(json.dumps(manifest)):
-            raise InputError(out, "holds predictions made with another model or settings",
-                             "use --overwrite to replace them, or choose another --out")  # fmt: skip
     try:
+        if path.exists() and not overwrite:
+            previous = json.loads(path.read_text())
+            if previous != json.loads(json.dumps(manifest)):
+                raise InputError(out, "holds predictions made with another model or settings",
+                                 "use --overwrite to replace them, or choose another --out")  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as temporary:
             temporary.write_text(json.dumps(manifest, indent=2))
-    except PermissionError:
-        raise InputError(out, "output folder is not writable", "choose a folder you can write to") from None
+    except OSError as error:
+        raise InputError(out, f"cannot write here ({error.strerror})", "choose a folder you can write to") from None
 
 
 def _write_extras(out: Path, case: Case, prediction: Prediction, settings: PredictSettings) -> None:

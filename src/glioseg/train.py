@@ -207,7 +207,9 @@ def train(
     torch_device = choose_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     place = setup_distributed(torch_device)
     files = _labelled_cases(data)
-    if place.main:
+    workers = max(config.train.workers, 1)
+    if place.main:  # every case read (and cached) before the run folder is written: bad data leaves nothing
+        cache_dataset(files, data, Path(cache_root), config.preprocess, workers=min(workers, 2), progress=progress)
         _prepare_run(out, config, [f.case_id for f in files], resume)
     if place.world > 1:
         dist.barrier()
@@ -215,11 +217,6 @@ def train(
     all_ids = sorted(f.case_id for f in files)
     fold = {"train": all_ids, "val": []} if config.train.fold is None else splits[config.train.fold]
     by_id = {f.case_id: f for f in files}
-    workers = max(config.train.workers, 1)
-    if place.main:
-        cache_dataset(files, data, Path(cache_root), config.preprocess, workers=min(workers, 2), progress=progress)
-    if place.world > 1:
-        dist.barrier()
     cached = {c.case_id: c for c in cache_dataset(files, data, Path(cache_root), config.preprocess, 1, False)}
     train_cases = [cached[i] for i in fold["train"] if i in by_id]
     val_cases = [cached[i] for i in fold["val"] if i in by_id]

@@ -1,0 +1,292 @@
+"""The bad-input catalogue: each damaged input, given to check, train, predict, evaluate or serve, gets one clear
+error that names the file at fault and the fix, a non-zero exit status, and leaves no partial output."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
+
+SUFFIXES = ("flair", "t1", "t1ce", "t2", "seg")
+
+
+@pytest.fixture(scope="module")
+def good(cohort_factory):
+    return cohort_factory("brats2021", cases=2, seed=11, shape=PHANTOM_RUN_SHAPE)
+
+
+@pytest.fixture
+def data(good, tmp_path):
+    """A fresh copy of a good two-case BraTS 2021 dataset, to damage."""
+    return Path(shutil.copytree(good, tmp_path / "data"))
+
+
+def case_file(data: Path, suffix: str, case: int = 0) -> Path:
+    folder = sorted(p for p in data.iterdir() if p.is_dir())[case]
+    return folder / f"{folder.name}_{suffix}.nii.gz"
+
+
+def rewrite(path: Path, change) -> None:
+    """Replace a NIfTI file's voxels (and optionally affine) by ``change(array, affine)``."""
+    image = nib.load(path)
+    array, affine = change(np.asarray(image.dataobj).copy(), image.affine.copy())
+    nib.save(nib.Nifti1Image(array, affine), path)
+
+
+def msd_dataset(root: Path, image: np.ndarray, name: str = "BRATS_001") -> Path:
+    (root / "imagesTr").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(image, np.eye(4)), root / "imagesTr" / f"{name}.nii.gz")
+    return root / "imagesTr" / f"{name}.nii.gz"
+
+
+# ---- damages: each returns (path expected in the message, the dataset or case to give) ---------------------
+
+
+def missing_modality(data, tmp):
+    path = case_file(data, "t1ce")
+    path.unlink()
+    return path.name, data
+
+
+def extra_file(data, tmp):
+    path = case_file(data, "flair").parent / "notes_dwi.nii.gz"
+    shutil.copy(case_file(data, "flair"), path)
+    return path.name, data
+
+
+def shapes_differ(data, tmp):
+    rewrite(case_file(data, "t2"), lambda a, m: (a[:-2], m))
+    return case_file(data, "t2").name, data
+
+
+def affines_differ(data, tmp):
+    rewrite(case_file(data, "t1"), lambda a, m: (a, m @ np.diag([1.0, 1.0, 1.02, 1.0])))
+    return case_file(data, "t1").name, data
+
+
+def label_grid_differs(data, tmp):
+    rewrite(case_file(data, "seg"), lambda a, m: (a[:, :, :-4], m))
+    return case_file(data, "seg").name, data
+
+
+def nan_voxels(data, tmp):
+    rewrite(case_file(data, "flair"), lambda a, m: (np.where(a > a.mean(), np.nan, a).astype(np.float32), m))
+    return case_file(data, "flair").name, data
+
+
+def all_zero(data, tmp):
+    rewrite(case_file(data, "t1"), lambda a, m: (np.zeros_like(a), m))
+    return case_file(data, "t1").name, data
+
+
+def label_values(data, tmp):
+    rewrite(case_file(data, "seg"), lambda a, m: (np.where(a == 4, 3, a).astype(np.uint8), m))
+    return case_file(data, "seg").name, data
+
+
+def truncated(data, tmp):
+    path = case_file(data, "flair")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path.name, data
+
+
+def not_nifti(data, tmp):
+    path = case_file(data, "t2")
+    path.write_bytes(gzip.compress(b"<html>not an image</html>" * 40))
+    return path.name, data
+
+
+def empty_file(data, tmp):
+    case_file(data, "t1ce").write_bytes(b"")
+    return case_file(data, "t1ce").name, data
+
+
+def two_d(data, tmp):
+    rewrite(case_file(data, "flair"), lambda a, m: (a[:, :, 10], m))
+    return case_file(data, "flair").name, data
+
+
+def five_d(data, tmp):
+    rewrite(case_file(data, "flair"), lambda a, m: (a[..., None, None].repeat(2, axis=3), m))
+    return case_file(data, "flair").name, data
+
+
+def huge_header(data, tmp):
+    path = case_file(data, "t2")
+    image = nib.load(path)
+    header = image.header.copy()
+    header["dim"][1:4] = (30000, 30000, 30000)
+    raw = header.binaryblock + b"\0" * 4 + np.zeros(1000, np.float32).tobytes()
+    path.write_bytes(gzip.compress(raw))
+    return path.name, data
+
+
+def three_d_msd(data, tmp):
+    path = msd_dataset(tmp / "msd", np.ones((16, 16, 16), np.float32))
+    return path.name, path
+
+
+def three_channels(data, tmp):
+    path = msd_dataset(tmp / "msd", np.ones((16, 16, 16, 3), np.float32))
+    return path.name, path
+
+
+def symlink_loop(data, tmp):
+    (data / "loop").symlink_to(data / "loop")
+    return "loop", data
+
+
+def duplicate_ids(data, tmp):
+    return "case ids given more than once", data  # the same folder given twice below
+
+
+def empty_dataset(data, tmp):
+    (tmp / "empty").mkdir()
+    return "empty", tmp / "empty"
+
+
+DATASET_DAMAGES = [
+    missing_modality, extra_file, shapes_differ, affines_differ, label_grid_differs, nan_voxels, all_zero,
+    label_values, truncated, not_nifti, empty_file, two_d, five_d, huge_header, symlink_loop, empty_dataset,
+]  # fmt: skip
+
+
+def assert_clear_error(result, name: str, status: int = 2):
+    assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert name in text, text
+    assert "fix" in text.lower(), text
+    assert "Traceback" not in text
+
+
+def no_outputs(folder: Path) -> bool:
+    return not folder.exists() or not any(p.suffix in (".gz", ".pt", ".csv", ".json") for p in folder.rglob("*"))
+
+
+# ---- check -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", DATASET_DAMAGES, ids=lambda d: d.__name__)
+def test_check_lists_the_problem(data, tmp_path, damage):
+    name, target = damage(data, tmp_path)
+    result = glioseg_cli("check", target)
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    assert_clear_error(result, name, result.returncode)
+
+
+# ---- train ---------------------------------------------------------------------------------------------------
+
+
+def train_args(target, out, tmp):
+    return ["train", target, "--out", out, "--cache", tmp / "cache", "--folds", "2", "--patch", "16", "16", "16",
+            "--width", "4", "--depth", "3", "--epochs", "1", "--steps-per-epoch", "1", "--workers", "0"]  # fmt: skip
+
+
+TRAIN_DAMAGES = [missing_modality, nan_voxels, label_values, truncated, label_grid_differs, empty_dataset]
+
+
+@pytest.mark.parametrize("damage", TRAIN_DAMAGES, ids=lambda d: d.__name__)
+def test_train_refuses_before_writing_a_checkpoint(data, tmp_path, damage):
+    name, target = damage(data, tmp_path)
+    out = tmp_path / "run"
+    assert_clear_error(glioseg_cli(*train_args(target, out, tmp_path)), name)
+    assert not out.exists()
+
+
+# ---- predict ---------------------------------------------------------------------------------------------------
+
+
+PREDICT_DAMAGES = [missing_modality, shapes_differ, nan_voxels, truncated, not_nifti, empty_file, two_d, five_d,
+                   huge_header, three_d_msd, three_channels, empty_dataset, affines_differ]  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", PREDICT_DAMAGES, ids=lambda d: d.__name__)
+def test_predict_refuses_with_no_partial_output(tiny_runs, data, tmp_path, damage):
+    name, target = damage(data, tmp_path)
+    out = tmp_path / "pred"
+    assert_clear_error(glioseg_cli("predict", tiny_runs(0), target, "--out", out), name)
+    assert not list(out.glob("*.nii.gz")) and not list(out.glob(".tmp-*"))
+
+
+def test_predict_refuses_the_same_case_twice(tiny_runs, data, tmp_path):
+    name, target = duplicate_ids(data, tmp_path)
+    out = tmp_path / "pred"
+    assert_clear_error(glioseg_cli("predict", tiny_runs(0), target, target, "--out", out), name)
+    assert no_outputs(out)
+
+
+def test_corrupt_checkpoint(data, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    out = tmp_path / "pred"
+    assert_clear_error(glioseg_cli("predict", bad, data, "--out", out), "bad.pt")
+    assert no_outputs(out)
+
+
+def test_checkpoint_whose_config_does_not_match_its_weights(tiny_runs, data, tmp_path):
+    state = torch.load(tiny_runs(0) / "last.pt", weights_only=False)
+    state["config"]["model"]["width"] = 8
+    torch.save(state, tmp_path / "mismatch.pt")
+    out = tmp_path / "pred"
+    assert_clear_error(glioseg_cli("predict", tmp_path / "mismatch.pt", data, "--out", out), "mismatch.pt")
+    assert no_outputs(out)
+
+
+def test_output_folder_not_writable(tiny_runs, data, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    result = glioseg_cli("predict", tiny_runs(0), data, "--out", blocker / "pred")
+    assert_clear_error(result, "pred")
+
+
+def test_output_of_other_settings_is_kept_without_overwrite(tiny_runs, data, tmp_path):
+    out = tmp_path / "pred"
+    assert glioseg_cli("predict", tiny_runs(0), data, "--out", out).returncode == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = glioseg_cli("predict", tiny_runs(0), data, "--out", out, "--tta")
+    assert_clear_error(again, "pred")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_non_ascii_and_space_paths_work(tiny_runs, data, tmp_path):
+    odd = tmp_path / "données patient ü"
+    shutil.copytree(data, odd)
+    out = tmp_path / "prédictions avec espace"
+    result = glioseg_cli("predict", tiny_runs(0), odd, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert len(list(out.glob("*.nii.gz"))) == 2
+    assert glioseg_cli("check", odd).returncode == 0
+
+
+# ---- evaluate ----------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_refuses_grids_that_differ(tiny_runs, data, tmp_path):
+    predictions = tmp_path / "pred"
+    assert glioseg_cli("predict", tiny_runs(0), data, "--out", predictions).returncode == 0
+    mask = sorted(predictions.glob("*.nii.gz"))[0]
+    rewrite(mask, lambda a, m: (a[:-3], m))
+    assert_clear_error(glioseg_cli("evaluate", predictions, data, "--out", tmp_path / "m.csv"), mask.name)
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_evaluate_refuses_a_missing_prediction(tiny_runs, data, tmp_path):
+    predictions = tmp_path / "pred"
+    assert glioseg_cli("predict", tiny_runs(0), data, "--out", predictions).returncode == 0
+    missing = sorted(predictions.glob("*.nii.gz"))[1]
+    missing.unlink()
+    assert_clear_error(glioseg_cli("evaluate", predictions, data, "--out", tmp_path / "m.csv"), missing.name)
+    assert not (tmp_path / "m.csv").exists()
+
+
+# ---- serve -------------------------------------------------------------------------------------------------------
+
+
+def test_serve_refuses_a_missing_run_and_a_folder_without_predictions(tmp_path):
+    assert_clear_error(glioseg_cli("serve", tmp_path / "no-run.pt", "--port", "1"), "no-run.pt")
+    assert_clear_error(glioseg_cli("serve", "--predictions", tmp_path, "--port", "1"), tmp_path.name)
