@@ -1,0 +1,89 @@
+"""End-to-end CPU prediction of one full-size real case: glioseg vs nnU-Net v2, same case, same run.
+
+Each tool runs as its own command, NIfTI in and NIfTI out, timed from process start to exit with
+`/usr/bin/time` (wall seconds and peak RSS). glioseg: `glioseg predict [RUN] CASE --out DIR` (the shipped
+model by default), plain and with `--tta`. nnU-Net: its planner's 3d_fullres network on this sample, with
+`nnUNetPredictor` (tile step 0.5, Gaussian), without mirroring and, with `--nnunet-mirror`, with it (slow:
+about 8x). The peer runs in `.venv-peers/` (benchmarks/peers/setup.sh); its weights are untrained, which
+does not change its speed.
+
+    .venv/bin/python benchmarks/predict_speed.py [--case Brats18_CBICA_ABM_1] [--run RUN] [--nnunet-mirror]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import PEER_PYTHON, REPO, RESULTS, SAMPLE, describe  # noqa: E402
+
+GLIOSEG = REPO / ".venv" / "bin" / "glioseg"
+RUNNER = REPO / "benchmarks" / "peers" / "nnunet_runner.py"
+
+
+def timed(command: list[str]) -> dict:
+    """Wall seconds and peak RSS (GB) of one command, from /usr/bin/time."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        completed = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", report.name, *command],
+                                   capture_output=True, text=True)  # fmt: skip
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
+        seconds, kilobytes = Path(report.name).read_text().split()[-2:]
+    return {"seconds": float(seconds), "peak_rss_gb": int(kilobytes) / 1024**2}
+
+
+def dice_against_truth(mask: Path, case: Path) -> dict[str, float]:
+    from glioseg.evaluate import evaluate_case
+    from glioseg.layouts import locate_case
+
+    truth = locate_case(case)
+    scores = evaluate_case(mask, truth, truth.convention, 1.0)
+    return {region: round(scores[region]["dice"], 4) for region in ("WT", "TC", "ET")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", default="Brats18_CBICA_ABM_1")
+    parser.add_argument("--sample", type=Path, default=SAMPLE)
+    parser.add_argument("--run", type=Path, help="glioseg run or weights (default: the shipped model)")
+    parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "glioseg-bench-nnunet")
+    parser.add_argument("--nnunet-mirror", action="store_true", help="also time nnU-Net with mirroring (slow)")
+    args = parser.parse_args()
+    case = args.sample / args.case
+    model = [str(args.run)] if args.run else []
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch)
+        for name, extra in (("glioseg", []), ("glioseg --tta", ["--tta"])):
+            target = out / name.replace(" ", "")
+            results[name] = timed([str(GLIOSEG), "predict", *model, str(case), "--out", str(target), *extra])
+            results[name]["dice"] = dice_against_truth(target / f"{args.case}.nii.gz", case)
+        if args.peer_python.exists():
+            if not (args.work / "nnUNet_results").exists():
+                subprocess.run([str(args.peer_python), str(RUNNER), "prepare", str(args.work), str(args.sample)],
+                               check=True, capture_output=True)  # fmt: skip
+            runs = [("nnU-Net v2", [])] + ([("nnU-Net v2 mirror", ["--mirror"])] if args.nnunet_mirror else [])
+            for name, extra in runs:
+                target = out / name.replace(" ", "")
+                command = [str(args.peer_python), str(RUNNER), "predict", str(args.work), str(case), str(target)]
+                results[name] = timed(command + extra)
+    base = results["glioseg"]["seconds"]
+    print(f"{args.case}: 240x240x155, 4 modalities, NIfTI in and out, CPU")
+    print(f"{'tool':<20} {'seconds':>9} {'x glioseg':>10} {'peak RSS GB':>12}  Dice WT/TC/ET vs expert")
+    for name, row in results.items():
+        dice = "/".join(f"{v:.3f}" for v in row["dice"].values()) if "dice" in row else "(untrained weights)"
+        print(f"{name:<20} {row['seconds']:9.1f} {row['seconds'] / base:10.1f} {row['peak_rss_gb']:12.2f}  {dice}")
+    record = {"case": args.case, "model": str(args.run or "shipped"), "results": results, "machine": describe()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "predict_speed.json").write_text(json.dumps(record, indent=1))
+    print(f"wrote {RESULTS / 'predict_speed.json'}")
+
+
+if __name__ == "__main__":
+    main()
