@@ -14,6 +14,7 @@ import csv
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,14 @@ from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention
 from glioseg.layouts import CaseFiles, find_cases, locate_case
 from glioseg.metrics import volumes_ml
 from glioseg.model import UNet3D
-from glioseg.postprocess import PostprocessConfig, clean_label, label_from_probabilities, uncrop_probabilities
+from glioseg.postprocess import (
+    PostprocessConfig,
+    clean_label,
+    label_from_probabilities,
+    to_crop_grid,
+    uncrop_label,
+    uncrop_probabilities,
+)
 from glioseg.preprocess import preprocess_case
 from glioseg.train import choose_device, load_checkpoint
 
@@ -57,6 +65,19 @@ class Prediction:
         return self.label if dtype is None else self.label.astype(dtype)
 
 
+class _Stopwatch:
+    """Records the seconds since the previous lap into ``timings`` (does nothing without one)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings, self.last = timings, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = now - self.last
+        self.last = now
+
+
 @dataclass
 class Model:
     """Trained networks (one per run; several runs ensemble) sharing one configuration."""
@@ -73,24 +94,33 @@ class Model:
         overlap: float = 0.5,
         postprocess: PostprocessConfig = DEFAULT_POSTPROCESS,
         keep_probabilities: bool = False,
+        timings: dict[str, float] | None = None,
     ) -> Prediction:
-        """Segment a case (see module doc); the label lies on the case's grid."""
+        """Segment a case (see module doc); the label lies on the case's grid.
+
+        Args:
+            timings: if given, receives the seconds of each stage (preprocess, sliding window, postprocess).
+        """
         if case.image.shape[0] != self.config.model.in_channels:
             raise InputError(case.files.images[0], f"{case.image.shape[0]} channels, the model takes "
                              f"{self.config.model.in_channels}", "give the four modalities")  # fmt: skip
+        clock = _Stopwatch(timings)
         prepared = preprocess_case(case, self.config.preprocess)
+        clock.lap("preprocess")
         mean, variance = ensemble_probabilities(
             self.networks, prepared.image, self.config.train.patch, overlap, tta, self.config.train.batch, self.device
         )
+        clock.lap("sliding window")
         head = self.config.model.head
-        probabilities = uncrop_probabilities(mean, prepared.box, prepared.original_shape, head)
-        label = clean_label(label_from_probabilities(probabilities, head), case.spacing, postprocess)
+        crop_label = label_from_probabilities(to_crop_grid(mean, prepared.box), head)  # labels inside the box only
+        label = clean_label(uncrop_label(crop_label, prepared.box, prepared.original_shape), case.spacing, postprocess)
+        clock.lap("postprocess")
         uncertainty = None
         if variance is not None:
             uncertainty = uncrop_probabilities(variance[None], prepared.box, prepared.original_shape)[0].numpy()
         return Prediction(
             label,
-            probabilities if keep_probabilities else None,
+            uncrop_probabilities(mean, prepared.box, prepared.original_shape, head) if keep_probabilities else None,
             uncertainty,
             volumes_ml(label, case.spacing),
         )
