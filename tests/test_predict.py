@@ -176,3 +176,19 @@ def test_without_a_run_the_shipped_model_is_used_or_its_absence_explained(monkey
     monkeypatch.setattr(glioseg.predict, "SHIPPED_MODEL", tmp_path / "missing.pt")
     with pytest.raises(InputError, match="shipped model is missing"):
         load_model()
+
+
+def test_onnx_engine_predicts_like_torch(runs, cohort_factory, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install 'glioseg[onnx]'")
+    exported = tmp_path / "model.pt"
+    result = glioseg_cli("export", runs[0], "--out", exported, "--onnx")
+    assert result.returncode == 0, result.stderr
+    assert exported.with_suffix(".onnx").stat().st_size > 0
+    case = glioseg.load_case(find_cases(cohort_factory("msd", cases=1, shape=SHAPE))[0])
+    torch_label = load_model(exported, "cpu").predict(case).label
+    onnx_label = load_model(exported, "cpu", engine="onnx").predict(case).label
+    assert (torch_label == onnx_label).mean() > 0.999
+    out = tmp_path / "pred"
+    assert glioseg_cli("predict", exported, case.files.images[0], "--out", out, "--engine", "onnx").returncode == 0
+    missing = glioseg_cli("predict", runs[0], case.files.images[0], "--out", tmp_path / "p2", "--engine", "onnx")
+    assert missing.returncode == 2 and "no ONNX export" in missing.stderr

@@ -205,6 +205,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     save_probabilities: Annotated[bool, typer.Option(help="Also write <case>_probabilities.nii.gz.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace predictions made with other settings.")] = False,
+    engine: Annotated[str, typer.Option(help="torch | onnx (ONNX Runtime; needs glioseg export --onnx)")] = "torch",
 ) -> None:
     """Segment cases with trained runs (several runs ensemble); masks keep the input's grid and header.
 
@@ -219,7 +220,9 @@ def predict(
         raise typer.BadParameter("give at least one case or dataset folder after the runs")
     if labels is not None and labels not in CONVENTIONS:
         raise typer.BadParameter(f"choose one of {', '.join(CONVENTIONS)}", param_hint="--labels")
-    model = load_model(runs or None, device)
+    if engine not in ("torch", "onnx"):
+        raise typer.BadParameter("choose torch or onnx", param_hint="--engine")
+    model = load_model(runs or None, device, engine)
     settings = PredictSettings(labels=labels, tta=tta, overlap=overlap, save_probabilities=save_probabilities)
     masks = predict_cohort(model, inputs, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
@@ -271,15 +274,18 @@ def _print_summary(summary_path: Path) -> None:
 def export(
     run: Annotated[Path, typer.Argument(help="A run folder.")],
     out: Annotated[Path, typer.Option("--out", help="The weights file (.pt) to write.")],
+    onnx: Annotated[bool, typer.Option(help="Also write the network as ONNX beside it (<out>.onnx).")] = False,
 ) -> None:
     """Write a run's best weights and settings, without training state (a third of the size), for sharing.
 
-    Example: glioseg export runs/all --out model.pt   (then: glioseg predict model.pt CASE --out DIR)
+    Example: glioseg export runs/all --out model.pt --onnx   (then: glioseg predict model.pt CASE --out DIR)
     """
     from glioseg.train import export_weights
 
-    path = export_weights(run, out)
-    console.print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
+    if out.suffix != ".pt":
+        raise typer.BadParameter("name the weights file *.pt", param_hint="--out")
+    for path in export_weights(run, out, onnx):
+        console.print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
 
 
 @app.command()

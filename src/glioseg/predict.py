@@ -144,9 +144,13 @@ def checkpoint_path(run: Path) -> Path:
     return run
 
 
-def load_model(runs: str | Path | list[str | Path] | None = None, device: str = "auto") -> Model:
+def load_model(runs: str | Path | list[str | Path] | None = None, device: str = "auto", engine: str = "torch") -> Model:
     """Load one run, or several runs (e.g. the folds of a cross-validation) to ensemble; none: the shipped model
     (trained on the 12 public BraTS 2018 sample cases, see MODEL_CARD.md).
+
+    Args:
+        engine: ``torch``, or ``onnx`` (ONNX Runtime on the CPU, with the ``.onnx`` file that
+            ``glioseg export --onnx`` wrote beside each checkpoint).
 
     Raises:
         InputError: missing or corrupt checkpoints, or runs whose settings differ.
@@ -177,8 +181,18 @@ def load_model(runs: str | Path | list[str | Path] | None = None, device: str = 
             network.load_state_dict(state["model"])
         except RuntimeError as error:
             raise InputError(path, f"weights do not fit the saved config ({str(error)[:200]})", "retrain") from None
-        networks.append(network.to(torch_device).eval())
+        networks.append(network.to(torch_device).eval() if engine == "torch" else _onnx_network(path, run_config))
     return Model(networks, config, torch_device, paths)  # type: ignore[arg-type]
+
+
+def _onnx_network(checkpoint: Path, config: RunConfig):
+    from glioseg.onnx_engine import OnnxNetwork
+
+    exported = checkpoint.with_suffix(".onnx")
+    if not exported.exists():
+        raise InputError(exported, "no ONNX export beside this checkpoint",
+                         f"glioseg export RUN --out {checkpoint.with_suffix('.pt').name} --onnx")  # fmt: skip
+    return OnnxNetwork(exported, config.model)
 
 
 def cases_of(inputs: list[Path]) -> list[CaseFiles]:

@@ -107,14 +107,22 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
-def export_weights(run: Path, out: Path) -> Path:
-    """A run's best (else last) checkpoint without optimiser and RNG state: what prediction needs, a third the size."""
-    source = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
+def export_weights(run: Path, out: Path, onnx: bool = False) -> list[Path]:
+    """A run's best (else last) checkpoint, or a checkpoint file, without optimiser and RNG state (what prediction
+    needs, a third the size), and with ``onnx`` the network as ONNX beside it (``out`` with suffix ``.onnx``)."""
+    source = run if run.is_file() else run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     state = load_checkpoint(source)
     slim = {key: state[key] for key in ("version", "config", "model", "epoch")}
     slim["model"] = {name: tensor.contiguous() for name, tensor in state["model"].items()}
     save_checkpoint(out, slim)
-    return out
+    if not onnx:
+        return [out]
+    from glioseg.onnx_engine import export_onnx
+
+    config = RunConfig.from_dict(state["config"])
+    network = UNet3D(config.model)
+    network.load_state_dict(state["model"])
+    return [out, export_onnx(network, out.with_suffix(".onnx"), config.train.patch)]
 
 
 def _rng_states() -> dict:
