@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import threading
 import time
 import zipfile
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
+from conftest import PHANTOM_RUN_SHAPE, glioseg_cli, serving
 from glioseg.layouts import find_cases
 from glioseg.predict import load_model
 from glioseg.serve import create_app
@@ -177,3 +178,45 @@ def test_predictions_on_disk_are_listed_and_opened(tiny_runs, case_files, tmp_pa
     assert job["status"] == "done" and job["case_id"] == case_files[1].case_id
     assert client.post("/api/predictions/0/99").status_code == 404
     assert client.post("/api/predictions/5/0").status_code == 404
+
+
+def test_twenty_concurrent_uploads_all_finish_while_the_page_stays_responsive(model, case_files, tmp_path):
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    payload = case_upload(case_files[0])
+    with serving(create_app(lambda: model, work=tmp_path / "work")) as url:
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def watch_page():
+            with httpx.Client(base_url=url) as client:
+                while not stop.is_set():
+                    start = time.perf_counter()
+                    assert client.get("/").status_code == 200 and client.get("/api/jobs").status_code == 200
+                    latencies.append(time.perf_counter() - start)
+                    time.sleep(0.05)
+
+        def send(_):
+            files = [("files", (name, data)) for name, data in payload]
+            return httpx.post(f"{url}/api/jobs", files=files, timeout=60).json()["id"]
+
+        watcher = threading.Thread(target=watch_page)
+        watcher.start()
+        with ThreadPoolExecutor(20) as pool:
+            ids = list(pool.map(send, range(20)))
+        with httpx.Client(base_url=url) as client:
+            deadline = time.time() + 240
+            while time.time() < deadline:
+                states = [client.get(f"/api/jobs/{i}").json()["status"] for i in ids]
+                if all(state == "done" for state in states):
+                    break
+                time.sleep(0.2)
+        stop.set()
+        watcher.join()
+    assert states == ["done"] * 20
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    print(f"20 uploads, {len(latencies)} page loads during them, p95 {p95 * 1000:.0f} ms")
+    assert p95 < 2.0, p95

@@ -4,14 +4,12 @@ shows the overlay and the page's volumes equal the API's, and save a screenshot.
 import io
 import json
 import shutil
-import socket
-import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import PHANTOM_RUN_SHAPE
+from conftest import PHANTOM_RUN_SHAPE, serving
 from glioseg.layouts import find_cases
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -25,25 +23,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server(tiny_runs, tmp_path_factory):
-    import uvicorn
-
     from glioseg.predict import load_model
     from glioseg.serve import create_app
 
     model = load_model(tiny_runs(0), "cpu")
-    app = create_app(lambda: model, work=tmp_path_factory.mktemp("serve"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not instance.started and time.time() < deadline:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(10)
+    with serving(create_app(lambda: model, work=tmp_path_factory.mktemp("serve"))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
