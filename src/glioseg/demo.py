@@ -70,3 +70,27 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
         "phantoms": phantoms, "held_out": held_out, "run": run, "curves": run / "curves.png",
         "predictions": predictions, "metrics": metrics, "summary": summary_path, "overlay": overlay, "report": report,
     }  # fmt: skip
+
+
+def run_real_demo(out: Path, sample_dir: Path | None = None, progress: bool = True) -> dict[str, Path]:
+    """The shipped model on the public BraTS 2018 sample: get it (or use ``sample_dir``), predict every case,
+    evaluate against the expert labels, write the report. The shipped model was trained on these 12 cases,
+    so these scores are optimistic; MODEL_CARD.md gives the cross-validated ones."""
+    from glioseg.evaluate import evaluate, write_results
+    from glioseg.html_report import ReportInputs, write_report
+    from glioseg.predict import PredictSettings, load_model, predict_cohort
+    from glioseg.sample_data import fetch_sample
+
+    out = Path(out)
+    sample = Path(sample_dir) if sample_dir else out / "brats2018-sample"
+    if sample_dir is None:
+        fetch_sample(sample)
+    model = load_model()
+    predictions = out / "predictions"
+    predict_cohort(model, [sample], predictions, PredictSettings(), progress=progress)
+    rows, summary = evaluate(predictions, sample)
+    metrics, summary_path = write_results(rows, summary, out / "metrics.csv")
+    title = "glioseg demo: shipped model on the BraTS 2018 sample (its training cases: optimistic scores)"
+    report = write_report(out / "report.html", ReportInputs(None, predictions, metrics), title)
+    return {"sample": sample, "predictions": predictions, "metrics": metrics, "summary": summary_path,
+            "report": report}  # fmt: skip
