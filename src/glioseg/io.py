@@ -12,6 +12,7 @@ import os
 import uuid
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,9 +146,14 @@ def read_image(files: CaseFiles) -> tuple[np.ndarray, nib.Nifti1Image]:
         if mismatch:
             raise InputError(path, mismatch, f"resample it onto {files.images[0].name}'s grid (co-register)")
     image = np.empty((len(MODALITIES), *reference.shape[:3]), dtype=np.float32)
-    for index, (path, nifti) in enumerate(zip(files.images, niftis)):
-        image[index] = _squeeze_to_3d(load_voxels(nifti, path), path)
+
+    def fill(index: int) -> None:
+        path = files.images[index]
+        image[index] = _squeeze_to_3d(load_voxels(niftis[index], path), path)
         _refuse_empty(image[index], path, MODALITIES[index])
+
+    with ThreadPoolExecutor(len(MODALITIES)) as pool:  # gzip inflation releases the GIL: files decode in parallel
+        list(pool.map(fill, range(len(MODALITIES))))  # list() re-raises the first file's error
     return image, reference
 
 
