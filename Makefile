@@ -28,8 +28,8 @@ chromium:
 	echo "no Chromium could be installed: the browser test will be skipped"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
