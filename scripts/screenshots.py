@@ -34,7 +34,7 @@ def viewer_screenshot(case: Path, out: Path) -> dict:
     from selenium.webdriver.common.by import By
 
     from glioseg.predict import load_model
-    from glioseg.serve import create_app
+    from glioseg.viewer.app import create_app
 
     model = load_model()
     with tempfile.TemporaryDirectory() as work, serving(create_app(lambda: model, work=Path(work))) as url:

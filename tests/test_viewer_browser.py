@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def server(tiny_runs, tmp_path_factory):
     from glioseg.predict import load_model
-    from glioseg.serve import create_app
+    from glioseg.viewer.app import create_app
 
     model = load_model(tiny_runs(0), "cpu")
     with serving(create_app(lambda: model, work=tmp_path_factory.mktemp("serve"))) as url:

@@ -347,8 +347,8 @@ def serve(
 
     from glioseg.errors import InputError
     from glioseg.predict import load_model
-    from glioseg.serve import create_app
-    from glioseg.uploads import UploadLimits
+    from glioseg.viewer.app import create_app
+    from glioseg.viewer.uploads import UploadLimits
 
     for folder in predictions or []:
         if not (folder / "cases.json").exists():

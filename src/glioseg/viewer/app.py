@@ -29,7 +29,7 @@ from glioseg.errors import InputError
 from glioseg.labels import CLASS_NAMES, STRUCTURE_NAMES, get_convention
 from glioseg.layouts import MODALITIES, locate_case
 from glioseg.predict import read_case_index
-from glioseg.uploads import UploadLimits, arrange_case, store_upload, unpack_zip
+from glioseg.viewer.uploads import UploadLimits, arrange_case, store_upload, unpack_zip
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_LIMITS = UploadLimits()

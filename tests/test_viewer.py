@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli, serving
 from glioseg.layouts import find_cases
 from glioseg.predict import load_model
-from glioseg.serve import create_app
-from glioseg.uploads import UploadLimits, safe_name, sniff
+from glioseg.viewer.app import create_app
+from glioseg.viewer.uploads import UploadLimits, safe_name, sniff
 
 
 @pytest.fixture(scope="module")
