@@ -13,7 +13,7 @@ from pathlib import Path
 from glioseg.config import RunConfig
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate, write_results
-from glioseg.io import read_case, remove_stale_temporaries, write_label
+from glioseg.io import atomic_path, read_case, remove_stale_temporaries, write_label
 from glioseg.layouts import find_cases
 from glioseg.predict import PredictSettings, load_model, write_case_index, write_volumes
 from glioseg.splits import read_splits
@@ -69,6 +69,7 @@ def cross_validate(
         write_label(mask, prediction.label, case, files.convention)
     write_volumes(predictions, cases, settings)
     write_case_index(predictions, cases, settings)
-    (out / "folds.json").write_text(json.dumps({c: str(r) for c, r in sorted(owner.items())}, indent=1))
+    with atomic_path(out / "folds.json") as temporary:
+        temporary.write_text(json.dumps({c: str(r) for c, r in sorted(owner.items())}, indent=1))
     rows, summary = evaluate(predictions, data)
     return write_results(rows, summary, out / "metrics.csv")
