@@ -192,3 +192,16 @@ def test_onnx_engine_predicts_like_torch(runs, cohort_factory, tmp_path):
     assert glioseg_cli("predict", exported, case.files.images[0], "--out", out, "--engine", "onnx").returncode == 0
     missing = glioseg_cli("predict", runs[0], case.files.images[0], "--out", tmp_path / "p2", "--engine", "onnx")
     assert missing.returncode == 2 and "no ONNX export" in missing.stderr
+
+
+def test_window_sizes_round_up_to_the_networks_divisor(runs, cohort_factory, tmp_path):
+    model = load_model(runs[0], "cpu")  # depth 3: sizes are multiples of 4
+    assert model.window_size((37, 40, 29), None) == model.config.train.patch
+    assert model.window_size((37, 40, 29), "whole") == (40, 40, 32)
+    assert model.window_size((37, 40, 29), (17, 16, 16)) == (20, 16, 16)
+    data = cohort_factory("msd", cases=1, shape=SHAPE)
+    out = tmp_path / "pred"
+    result = glioseg_cli("predict", runs[0], data, "--out", out, "--window", "whole")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "predict.json").read_text())["window"] == "whole"
+    assert glioseg_cli("predict", runs[0], data, "--out", tmp_path / "x", "--window", "big").returncode == 2

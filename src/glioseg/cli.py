@@ -186,6 +186,17 @@ def train(
         )
 
 
+def _window(text: str | None) -> tuple[int, int, int] | str | None:
+    """``--window``: None, ``whole`` or ``X,Y,Z``."""
+    if text is None or text == "whole":
+        return text
+    try:
+        x, y, z = (int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter("give X,Y,Z (e.g. 64,64,64) or whole", param_hint="--window") from None
+    return (x, y, z)
+
+
 def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """Run folders (holding config.json) or checkpoint files (.pt) come first; the rest are inputs."""
     runs = [p for p in paths if (p / "config.json").exists() or p.suffix == ".pt"]
@@ -202,6 +213,7 @@ def predict(
     labels: Annotated[str | None, typer.Option(help="msd | brats2021 | brats2023 (default: each input's own)")] = None,
     tta: Annotated[bool, typer.Option(help="Mirror test-time augmentation (8 flips).")] = False,
     overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="Sliding-window overlap.")] = 0.5,
+    window: Annotated[str | None, typer.Option(help="Window: X,Y,Z or 'whole' (default: the training patch).")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     save_probabilities: Annotated[bool, typer.Option(help="Also write <case>_probabilities.nii.gz.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace predictions made with other settings.")] = False,
@@ -223,7 +235,8 @@ def predict(
     if engine not in ("torch", "onnx"):
         raise typer.BadParameter("choose torch or onnx", param_hint="--engine")
     model = load_model(runs or None, device, engine)
-    settings = PredictSettings(labels=labels, tta=tta, overlap=overlap, save_probabilities=save_probabilities)
+    settings = PredictSettings(labels=labels, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
+                               window=_window(window))  # fmt: skip
     masks = predict_cohort(model, inputs, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
 
@@ -295,6 +308,7 @@ def crossval(
     data: Annotated[Path, typer.Option("--data", help="The labelled dataset they were trained on.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for predictions and metrics.")],
     tta: Annotated[bool, typer.Option(help="Average the 8 mirrored copies.")] = False,
+    window: Annotated[str | None, typer.Option(help="Window: X,Y,Z or 'whole' (default: the training patch).")] = None,
 ) -> None:
     """Cross-validate: each case predicted by the fold run that held it out, then all evaluated together.
 
@@ -303,7 +317,7 @@ def crossval(
     from glioseg.crossval import cross_validate
     from glioseg.predict import PredictSettings
 
-    csv_path, json_path = cross_validate(runs, data, out, PredictSettings(tta=tta))
+    csv_path, json_path = cross_validate(runs, data, out, PredictSettings(tta=tta, window=_window(window)))
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
 

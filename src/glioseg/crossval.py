@@ -65,7 +65,8 @@ def cross_validate(
         run = owner[files.case_id]
         models[run] = models.get(run) or load_model(run / "last.pt")  # not best.pt: chosen on these very cases
         case = read_case(files)
-        prediction = models[run].predict(case, settings.tta, settings.overlap, settings.postprocess)
+        prediction = models[run].predict(case, settings.tta, settings.overlap, settings.postprocess,
+                                         window=settings.window)  # fmt: skip
         write_label(mask, prediction.label, case, files.convention)
     write_volumes(predictions, cases, settings)
     write_case_index(predictions, cases, settings)
