@@ -220,3 +220,13 @@ def test_twenty_concurrent_uploads_all_finish_while_the_page_stays_responsive(mo
     p95 = statistics.quantiles(latencies, n=20)[-1]
     print(f"20 uploads, {len(latencies)} page loads during them, p95 {p95 * 1000:.0f} ms")
     assert p95 < 2.0, p95
+
+
+def test_no_endpoint_serves_a_path_from_the_request(model, tmp_path):
+    client = make_client(model, tmp_path)
+    assert client.get("/static/niivue.umd.js").status_code == 200
+    for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2F..%2F..%2Fpyproject.toml",
+                 "/api/jobs/..%2F..%2Fetc/files/passwd", "/api/predictions/0/..%2F..%2Fetc%2Fpasswd"):  # fmt: skip
+        response = client.get(path)
+        assert response.status_code in (404, 405, 422), (path, response.status_code)
+        assert "create_app" not in response.text and "root:" not in response.text
