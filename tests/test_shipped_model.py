@@ -32,3 +32,15 @@ def test_predict_without_a_run_segments_real_cases_in_their_own_conventions(brat
     whole = 2 * ((expert > 0) & (predicted > 0)).sum() / ((expert > 0).sum() + (predicted > 0).sum())
     assert whole > 0.8  # a training case of the shipped model: a check that it works, not a validation
     assert (mask_2023 > 0).sum() > 10_000  # the 2023 case has a large tumour (about 10 mL or more)
+
+
+def test_real_demo_segments_evaluates_and_reports(brats2018_sample, tmp_path):
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for name in ("Brats18_TCIA02_135_1", "Brats18_CBICA_ABM_1"):
+        (sample / name).symlink_to(brats2018_sample / name)
+    result = glioseg_cli("demo", "--real", "--sample-dir", sample, "--out", tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    assert "shipped model's training cases" in result.stderr
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "Brats18_CBICA_ABM_1" in page and "Best and worst cases" in page
