@@ -43,7 +43,7 @@ def viewer_screenshot(case: Path, out: Path) -> dict:
             driver.get(url)
             while driver.execute_script("return document.body.dataset.started") != "yes":
                 time.sleep(0.2)
-            files = sorted(p for p in case.iterdir() if "seg" not in p.name)
+            files = sorted(p.resolve() for p in case.iterdir() if "seg" not in p.name)
             driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in files))
             started = time.perf_counter()
             driver.find_element(By.ID, "upload").click()
