@@ -39,12 +39,14 @@ def step_losses(run):
 
 def test_run_folder_holds_everything_to_predict(data, tmp_path):
     run = tmp_path / "run"
-    result = glioseg(*train_args(data, run, tmp_path / "cache", "--epochs", "2", "--steps-per-epoch", "3"))
+    options = ("--epochs", "2", "--steps-per-epoch", "3", "--foreground-fraction", "0.5")
+    result = glioseg(*train_args(data, run, tmp_path / "cache", *options))
     assert result.returncode == 0, result.stderr
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "splits.json", "history.jsonl", "last.pt", "best.pt", "tensorboard", "curves.png"} <= names
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["width"] == 4 and config["train"]["patch"] == [16, 16, 16]
+    assert config["train"]["foreground_fraction"] == 0.5
     assert config["label_convention"] == "msd"
     splits = json.loads((run / "splits.json").read_text())
     assert len(splits) == 3 and not set(splits[0]["train"]) & set(splits[0]["val"])
