@@ -66,7 +66,9 @@ def main() -> None:
               f"{r['held_out_mean_wt_tc_et']:.3f} | {r['validation_mean_wt_tc_et']:.3f} | "
               f"{r['training_samples_per_s']:.1f} | {r['training_s']:.0f} |")  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "phantom_training.json").write_text(json.dumps({"machine": describe(), "variants": results}, indent=2))
+    path = RESULTS / "phantom_training.json"
+    earlier = json.loads(path.read_text())["variants"] if path.exists() else {}  # variants measured in other calls
+    path.write_text(json.dumps({"machine": describe(), "variants": {**earlier, **results}}, indent=2))
 
 
 if __name__ == "__main__":
