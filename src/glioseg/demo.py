@@ -6,10 +6,14 @@ evaluate -> figures and the HTML report. Every step reuses what an earlier, inte
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
+from glioseg.errors import InputError
+from glioseg.io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
     from glioseg.train import load_checkpoint, train
 
     out = Path(out)
+    _claim_folder(out, settings)
     phantoms, held_out = out / "phantoms", out / "held-out"
     write_cohort(phantoms, settings.cases, "msd", settings.seed, settings.shape, progress=progress)
     write_cohort(held_out, settings.held_out, "brats2021", settings.seed + 1, settings.shape, progress=progress)
@@ -79,6 +84,26 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
         "phantoms": phantoms, "held_out": held_out, "run": run, "curves": run / "curves.png",
         "predictions": predictions, "metrics": metrics, "summary": summary_path, "overlay": overlay, "report": report,
     }  # fmt: skip
+
+
+def _claim_folder(out: Path, settings: DemoSettings) -> None:
+    """Record the settings in ``out/demo.json``; refuse a folder that a demo with other settings (an older
+    glioseg, say) started, since finishing it would mix its phantoms and run with these settings."""
+    record = out / "demo.json"
+    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
+    if record.exists():
+        started_elsewhere = json.loads(record.read_text()) != wanted
+    else:  # a folder from before demo.json: its run's config tells
+        run_config = out / "run" / "config.json"
+        started_elsewhere = (out / "phantoms").exists() and (
+            not run_config.exists() or RunConfig.load(run_config) != settings.run_config()
+        )
+    if started_elsewhere:
+        raise InputError(out, "holds a demo made with other settings (perhaps by an older glioseg)",
+                         "choose another --out, or delete this folder to start again")  # fmt: skip
+    if not record.exists():
+        with atomic_path(record) as temporary:
+            temporary.write_text(json.dumps(wanted, indent=2))
 
 
 def run_real_demo(out: Path, sample_dir: Path | None = None, progress: bool = True) -> dict[str, Path]:
