@@ -14,11 +14,9 @@ seed, width, patch, batch, foreground_fraction, learning_rate); the rest keep th
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -34,14 +32,11 @@ def run_variant(out: Path, overrides: dict) -> dict:
     paths = run_demo(out, settings, progress=False)
     seconds = time.perf_counter() - start
     history = [json.loads(line) for line in (paths["run"] / "history.jsonl").read_text().splitlines()]
-    dice: dict[str, list[float]] = defaultdict(list)
-    with open(paths["metrics"]) as file:
-        for row in csv.DictReader(file):
-            dice[row["structure"]].append(float(row["dice"]))
-    means = {name: sum(scores) / len(scores) for name, scores in dice.items()}
+    summary = json.loads(paths["summary"].read_text())  # evaluate's own per-structure aggregates
+    means = {name: metrics["dice"]["mean"] for name, metrics in summary.items()}
     return {
         "overrides": overrides,
-        "held_out_cases": len(dice["WT"]),
+        "held_out_cases": summary["WT"]["dice"]["n"],
         "held_out_dice": means,
         "held_out_mean_wt_tc_et": sum(means[r] for r in ("WT", "TC", "ET")) / 3,
         "validation_mean_wt_tc_et": [h["dice/mean_regions"] for h in history if "dice/mean_regions" in h][-1],

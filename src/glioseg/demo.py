@@ -40,7 +40,7 @@ class DemoSettings:
             # the classes head and deep supervision were both measured to learn faster here
             model=ModelConfig(head="classes", deep_supervision=True, width=self.width),
             train=TrainConfig(
-                patch=tuple(self.patch), batch=self.batch, epochs=self.epochs, steps_per_epoch=self.steps_per_epoch,
+                patch=self.patch, batch=self.batch, epochs=self.epochs, steps_per_epoch=self.steps_per_epoch,
                 foreground_fraction=self.foreground_fraction, learning_rate=self.learning_rate, loss="dice_ce",
                 validate_every=5, seed=self.seed, workers=1,
             ),
