@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("report", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     args = parser.parse_args()
+    if not args.report.is_file():  # Chromium would screenshot its own error page and exit 0
+        sys.exit(f"error: {args.report} does not exist; make it first (glioseg demo --real or glioseg report)")
     args.out.mkdir(parents=True, exist_ok=True)
     print(viewer_screenshot(args.case, args.out / "viewer_real_case.png"))
     report_screenshot(args.report, args.out / "report.png")
