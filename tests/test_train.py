@@ -123,6 +123,22 @@ def test_fold_all_trains_on_every_case_without_validation(data, tmp_path):
     assert wrong.returncode == 2 and "or all" in wrong.stderr
 
 
+def test_extra_data_joins_every_fold_but_never_the_splits(data, cohort_factory, tmp_path):
+    extra = cohort_factory("brats2021", cases=2, seed=7, shape=SHAPE)
+    steps = ("--epochs", "1", "--steps-per-epoch", "3")
+    plain = glioseg(*train_args(data, tmp_path / "plain", tmp_path / "cache", *steps))
+    mixed = glioseg(*train_args(data, tmp_path / "mixed", tmp_path / "cache", *steps, "--extra-data", str(extra)))
+    assert plain.returncode == 0 and mixed.returncode == 0, mixed.stderr
+    assert (tmp_path / "plain" / "splits.json").read_text() == (tmp_path / "mixed" / "splits.json").read_text()
+    assert json.loads((tmp_path / "mixed" / "config.json").read_text())["train"]["extra_data"] == str(extra)
+    # same seed, so only the extra cases can change the batches
+    assert step_losses(tmp_path / "plain") != step_losses(tmp_path / "mixed")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = glioseg(*train_args(data, tmp_path / "bad", tmp_path / "cache", *steps, "--extra-data", str(empty)))
+    assert bad.returncode == 2 and "empty" in bad.stderr and not (tmp_path / "bad").exists()
+
+
 def test_init_from_fine_tunes_from_another_run(data, tmp_path):
     source = tmp_path / "source"
     assert (

@@ -151,6 +151,10 @@ def train(
     validate_every: Annotated[int, typer.Option(min=1, help="Epochs between validations.")] = 5,
     workers: Annotated[int, typer.Option(min=0, help="Loader processes.")] = 1,
     cache: Annotated[Path, typer.Option(help="Preprocessed-data cache.")] = DEFAULT_CACHE,
+    extra_data: Annotated[
+        Path | None,
+        typer.Option(help="Labelled cases added to every fold's training set, never validated on (phantoms, say)."),
+    ] = None,
 ) -> None:
     """Train a 3D U-Net on one fold of a labelled dataset; checkpoints every epoch, TensorBoard in OUT.
 
@@ -179,6 +183,7 @@ def train(
             foreground_fraction=foreground_fraction,
             learning_rate=lr, loss=loss, augment=augment, folds=folds, seed=seed, validate_every=validate_every,
             fold=None if fold == "all" else int(fold), workers=workers,
+            extra_data=str(extra_data) if extra_data else None,
         ),
         label_convention=cases[0].convention.name,
     )  # fmt: skip

@@ -62,6 +62,7 @@ class TrainConfig:
     validate_every: int = 5
     workers: int = 1
     amp: bool = True  # used on CUDA only
+    extra_data: str | None = None  # a labelled folder whose cases join every fold's training set, never validated
 
 
 @dataclass(frozen=True)

@@ -173,10 +173,11 @@ def validation_loss(model: UNet3D, cases: list[CachedCase], config: RunConfig, l
     return float(np.mean(losses))
 
 
-def _labelled_cases(data: Path) -> list:
+def _labelled_cases(data: Path, minimum: int = 2) -> list:
     cases = [c for c in find_cases(data) if c.label is not None]
-    if len(cases) < 2:
-        raise InputError(data, f"{len(cases)} labelled cases found; training needs at least 2", "add labelled cases")
+    if len(cases) < minimum:
+        raise InputError(data, f"{len(cases)} labelled cases found; training needs at least {minimum}",
+                         "add labelled cases")  # fmt: skip
     return cases
 
 
@@ -215,9 +216,13 @@ def train(
     torch_device = choose_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     place = setup_distributed(torch_device)
     files = _labelled_cases(data)
+    extra = Path(config.train.extra_data) if config.train.extra_data else None
+    extra_files = _labelled_cases(extra, minimum=1) if extra else []
     workers = max(config.train.workers, 1)
     if place.main:  # every case read (and cached) before the run folder is written: bad data leaves nothing
         cache_dataset(files, data, Path(cache_root), config.preprocess, workers=min(workers, 2), progress=progress)
+        if extra:
+            cache_dataset(extra_files, extra, Path(cache_root), config.preprocess, min(workers, 2), progress)
         _prepare_run(out, config, [f.case_id for f in files], resume)
     if place.world > 1:
         dist.barrier()
@@ -227,6 +232,8 @@ def train(
     by_id = {f.case_id: f for f in files}
     cached = {c.case_id: c for c in cache_dataset(files, data, Path(cache_root), config.preprocess, 1, False)}
     train_cases = [cached[i] for i in fold["train"] if i in by_id]
+    if extra:  # outside the splits: they add training data to every fold and are never validated on
+        train_cases += cache_dataset(extra_files, extra, Path(cache_root), config.preprocess, 1, False)
     val_cases = [cached[i] for i in fold["val"] if i in by_id]
 
     torch.manual_seed(config.train.seed)
