@@ -73,6 +73,16 @@ def test_same_seed_same_losses(data, tmp_path):
     assert step_losses(other) != step_losses(runs[0])
 
 
+def test_loader_processes_kept_across_epochs_give_the_same_batches(data, tmp_path):
+    runs = {workers: tmp_path / f"workers{workers}" for workers in ("0", "2")}
+    for workers, run in runs.items():  # the later --workers wins over train_args' own
+        steps = ("--epochs", "2", "--steps-per-epoch", "3", "--workers", workers)
+        result = glioseg(*train_args(data, run, tmp_path / "cache", *steps))
+        assert result.returncode == 0, result.stderr
+    assert len(step_losses(runs["2"])) == 6
+    assert step_losses(runs["0"]) == step_losses(runs["2"])
+
+
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(data, tmp_path):
     options = ("--epochs", "3", "--steps-per-epoch", "12")
     reference = tmp_path / "reference"

@@ -275,12 +275,15 @@ def train(
     with Progress(*columns, disable=not (progress and place.main)) as bar:
         task = bar.add_task("training", total=total_steps, completed=start_epoch * config.train.steps_per_epoch,
                             status="")  # fmt: skip
+        # one loader for the whole run: its processes live across epochs (restarting them every epoch left the GPU
+        # waiting, benchmarks/README.md); batch k is the same whichever process makes it
+        first_step = start_epoch * config.train.steps_per_epoch
+        batches = iter(batch_loader(sampler, first_step, total_steps - first_step, config.train.workers))
         for epoch in range(start_epoch, config.train.epochs):
             model.train()
             first = epoch * config.train.steps_per_epoch
             losses, started = [], time.perf_counter()
-            loader = batch_loader(sampler, first, config.train.steps_per_epoch, config.train.workers)
-            for step, batch in enumerate(loader, start=first):
+            for step, batch in zip(range(first, first + config.train.steps_per_epoch), batches):
                 image = batch["image"].to(torch_device, non_blocking=True)
                 label = batch["label"].to(torch_device, non_blocking=True)
                 with torch.autocast(torch_device.type, dtype=torch.float16, enabled=use_amp):
