@@ -4,8 +4,7 @@ keep the GPU fed?
 Three numbers, one run: (1) the model alone (forward, backward, AdamW on random tensors) with AMP and in
 float32, the peer; (2) one loader process (`PatchBatches` with augmentation) on real patches; (3) end to end,
 `glioseg.train.train` on real data with ``--workers`` loader processes (samples/s of its last epochs, the first
-one warms up; like `glioseg train`, each epoch starts its loader processes afresh, so short epochs with many
-workers measure their start-up too). Default model (width 16, depth 4, regions head), batch 2.
+one warms up and starts the loader processes). Default model (width 16, depth 4, regions head), batch 2.
 
     python benchmarks/gpu_training.py --data DATASET [--patch 128] [--workers 14] [--out results.json]
 """
