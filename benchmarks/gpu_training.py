@@ -62,6 +62,7 @@ def loader_alone(cached, config, steps: int) -> float:
     """Patches/s one loader process delivers (sampling, cropping, augmentation on the CPU)."""
     from glioseg.sampling import PatchBatches
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a loader worker runs
     batches = PatchBatches(cached, config.train.patch, config.train.batch, config.train.foreground_fraction, 0, 0)
     batches[0]
@@ -69,7 +70,7 @@ def loader_alone(cached, config, steps: int) -> float:
     for step in range(1, steps + 1):
         batches[step]
     seconds = time.perf_counter() - start
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     return steps * config.train.batch / seconds
 
 

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from glioseg.config import PreprocessConfig
 from glioseg.layouts import find_cases
-from glioseg.preprocess import brain_box, resampled_shape
+from glioseg.preprocess import crop_and_resample
 
 SPACING = (2.0, 2.0, 2.0)
 
@@ -28,20 +26,15 @@ def copy_at_2mm(image_paths: list[Path], label_path: Path, out: Path) -> None:
     sources = [nib.load(path) for path in image_paths]
     image = np.stack([np.asarray(source.dataobj, dtype=np.float32) for source in sources])
     label = np.asarray(nib.load(label_path).dataobj).astype(np.uint8)
-    box = brain_box(image, PreprocessConfig().crop_margin)
-    crop = tuple(slice(start, stop) for start, stop in box)
-    image, label = image[(slice(None), *crop)], label[crop]
     spacing = tuple(float(s) for s in sources[0].header.get_zooms()[:3])
-    size = resampled_shape(image.shape[1:], spacing, SPACING)
-    image = F.interpolate(torch.from_numpy(np.ascontiguousarray(image))[None], size=size, mode="trilinear")[0].numpy()
-    label = F.interpolate(torch.from_numpy(label)[None, None].float(), size=size, mode="nearest")[0, 0].numpy()
+    image, label, box, _ = crop_and_resample(image, label, spacing, PreprocessConfig(spacing_mm=SPACING))
     affine = sources[0].affine.copy()
     affine[:3, 3] += affine[:3, :3] @ np.array([start for start, _ in box])
     affine[:3, :3] *= np.array(SPACING) / np.array(spacing)
     out.mkdir(parents=True, exist_ok=True)
     for path, channel in zip(image_paths, image):
         nib.save(nib.Nifti1Image(channel, affine), out / Path(path).name)
-    nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), out / Path(label_path).name)
+    nib.save(nib.Nifti1Image(label, affine), out / Path(label_path).name)
 
 
 def main() -> None:

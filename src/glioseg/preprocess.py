@@ -72,13 +72,15 @@ def resampled_shape(shape: tuple[int, ...], spacing: tuple[float, ...], target: 
     return tuple(max(int(round(n * s / t)), 1) for n, s, t in zip(shape, spacing, target))
 
 
-def preprocess_case(case: Case, config: PreprocessConfig) -> Preprocessed:
-    """Crop, resample (if ``config.spacing_mm``), z-score; the label follows with nearest neighbour."""
-    box = brain_box(case.image, config.crop_margin)
+def crop_and_resample(
+    image: np.ndarray, label: np.ndarray | None, spacing: tuple[float, ...], config: PreprocessConfig
+) -> tuple[np.ndarray, np.ndarray | None, tuple[tuple[int, int], ...], tuple[float, ...]]:
+    """Crop to the brain and resample (if ``config.spacing_mm``); the label, in whatever values it holds,
+    follows with nearest neighbour. Returns image, label, the crop box and the new spacing."""
+    box = brain_box(image, config.crop_margin)
     crop = tuple(slice(a, b) for a, b in box)
-    image = case.image[(slice(None), *crop)]
-    label = None if case.label is None else case.label[crop]
-    spacing = case.spacing
+    image = image[(slice(None), *crop)]
+    label = None if label is None else label[crop]
     if config.spacing_mm is not None and tuple(config.spacing_mm) != tuple(spacing):
         size = resampled_shape(image.shape[1:], spacing, config.spacing_mm)
         image = F.interpolate(torch.from_numpy(np.ascontiguousarray(image))[None], size=size, mode="trilinear")[0]
@@ -87,6 +89,12 @@ def preprocess_case(case: Case, config: PreprocessConfig) -> Preprocessed:
             label = F.interpolate(torch.from_numpy(label)[None, None].float(), size=size, mode="nearest")[0, 0]
             label = label.numpy().astype(np.uint8)
         spacing = tuple(float(s) for s in config.spacing_mm)
+    return image, label, box, spacing
+
+
+def preprocess_case(case: Case, config: PreprocessConfig) -> Preprocessed:
+    """Crop, resample (if ``config.spacing_mm``), z-score; the label follows with nearest neighbour."""
+    image, label, box, spacing = crop_and_resample(case.image, case.label, case.spacing, config)
     brain = np.any(image != 0, axis=0)
     return Preprocessed(zscore_inside(image, brain), label, box, case.image.shape[1:], spacing)  # type: ignore[arg-type]
 
