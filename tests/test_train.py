@@ -10,8 +10,10 @@ import time
 import pytest
 import torch
 
+import glioseg.train as training  # the module: the package's own `train` is the function
+from glioseg.config import ModelConfig, RunConfig, TrainConfig
 from glioseg.errors import InputError
-from glioseg.train import load_checkpoint, read_history
+from glioseg.train import load_checkpoint, mixed_precision_dtype, read_history, train
 
 SHAPE = (40, 40, 32)
 
@@ -162,6 +164,28 @@ def test_init_from_fine_tunes_from_another_run(data, tmp_path):
     before, after = load_checkpoint(source / "best.pt")["model"], load_checkpoint(tuned / "last.pt")["model"]
     key = "encoders.0.0.weight"
     assert torch.allclose(before[key], after[key], atol=1e-6)  # started from the source's weights
+
+
+def test_mixed_precision_trains_in_bfloat16_on_a_cpu_that_has_it_and_keeps_float32_weights(data, tmp_path, monkeypatch):
+    assert mixed_precision_dtype(torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: False)
+    assert mixed_precision_dtype(torch.device("cpu")) is None  # emulated bfloat16 would be slower
+    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: True)
+    assert mixed_precision_dtype(torch.device("cpu")) == torch.bfloat16
+    losses = {}
+    for amp in (True, False):  # bfloat16 emulated here if this CPU lacks it: slower, same arithmetic
+        config = RunConfig(
+            model=ModelConfig(head="classes", deep_supervision=True, width=4, depth=3),
+            train=TrainConfig(patch=(16, 16, 16), batch=2, epochs=1, steps_per_epoch=3, loss="dice_ce", folds=3,
+                              workers=0, amp=amp),
+        )  # fmt: skip
+        run = tmp_path / f"amp-{amp}"
+        train(data, run, config, device="cpu", cache_root=tmp_path / "cache", progress=False)
+        losses[amp] = step_losses(run)
+        assert all(t.dtype == torch.float32 for t in load_checkpoint(run / "last.pt")["model"].values())
+    assert all(0 < loss < 10 for loss in losses[True])
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=0.05)  # same weights, same batch: close...
+    assert losses[True] != losses[False]  # ...but not the same arithmetic
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):

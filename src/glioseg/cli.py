@@ -150,6 +150,9 @@ def train(
     augment: Annotated[bool, typer.Option(help="Spatial and intensity augmentation.")] = True,
     validate_every: Annotated[int, typer.Option(min=1, help="Epochs between validations.")] = 5,
     workers: Annotated[int, typer.Option(min=0, help="Loader processes.")] = 1,
+    amp: Annotated[
+        bool, typer.Option(help="Mixed precision: float16 on CUDA, bfloat16 on a CPU that has it natively.")
+    ] = True,
     cache: Annotated[Path, typer.Option(help="Preprocessed-data cache.")] = DEFAULT_CACHE,
     extra_data: Annotated[
         Path | None,
@@ -182,7 +185,7 @@ def train(
             patch=patch, batch=batch, epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer,
             foreground_fraction=foreground_fraction,
             learning_rate=lr, loss=loss, augment=augment, folds=folds, seed=seed, validate_every=validate_every,
-            fold=None if fold == "all" else int(fold), workers=workers,
+            fold=None if fold == "all" else int(fold), workers=workers, amp=amp,
             extra_data=str(extra_data) if extra_data else None,
         ),
         label_convention=cases[0].convention.name,

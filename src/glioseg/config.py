@@ -61,7 +61,7 @@ class TrainConfig:
     seed: int = 0
     validate_every: int = 5
     workers: int = 1
-    amp: bool = True  # used on CUDA only
+    amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bfloat16 (train.py)
     extra_data: str | None = None  # a labelled folder whose cases join every fold's training set, never validated
 
 
