@@ -137,7 +137,7 @@ def _restore_rng(states: dict) -> None:
 
 def mixed_precision_dtype(device: torch.device) -> torch.dtype | None:
     """The autocast dtype of training on ``device``: float16 on CUDA (with a gradient scaler); bfloat16 on a CPU
-    that computes it natively (AVX512-BF16 or AMX: training steps 1.5-1.7x faster, benchmarks/README.md); None
+    that computes it natively (AVX512-BF16 or AMX: training steps 1.4-1.8x faster, benchmarks/README.md); None
     (float32) on other CPUs, where bfloat16 is emulated and slower."""
     if device.type == "cuda":
         return torch.float16
