@@ -27,7 +27,7 @@ from machine import RESULTS, SAMPLE, describe  # noqa: E402
 
 def model_alone(config, device: torch.device, amp: bool, steps: int) -> float:
     """Patches/s of training steps on random tensors: the GPU's ceiling, no data loading."""
-    amp = amp and device.type == "cuda"  # as `glioseg train`: mixed precision on CUDA only
+    amp = amp and device.type == "cuda"  # float16 on CUDA as `glioseg train` (CPU bfloat16: cpu_mixed_precision.py)
     from glioseg.losses import make_loss
     from glioseg.model import UNet3D
     from glioseg.train import make_optimizer
