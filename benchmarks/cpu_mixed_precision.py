@@ -1,7 +1,8 @@
 """Training steps per second on the CPU in float32 (the peer) and with bfloat16 autocast (what `glioseg train`
 uses on a CPU that has bfloat16 natively), same run, for the demo's network and the shipped model's.
 
-The step is `glioseg train`'s: forward under autocast, the loss in float32, backward, gradient clipping, AdamW.
+The step is `glioseg train`'s own (`glioseg.train.training_step`): forward under autocast, the loss in float32,
+backward, gradient clipping, AdamW.
 Random inputs: the arithmetic per step does not depend on the data.
 
     .venv/bin/python benchmarks/cpu_mixed_precision.py [--steps 15]
@@ -25,9 +26,9 @@ from machine import RESULTS, describe  # noqa: E402
 
 from glioseg.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from glioseg.demo import DemoSettings  # noqa: E402
-from glioseg.losses import deep_supervision_loss, make_loss  # noqa: E402
+from glioseg.losses import make_loss  # noqa: E402
 from glioseg.model import UNet3D  # noqa: E402
-from glioseg.train import cpu_has_native_bfloat16, make_optimizer  # noqa: E402
+from glioseg.train import cpu_has_native_bfloat16, make_grad_scaler, make_optimizer, training_step  # noqa: E402
 
 SHIPPED = RunConfig(  # scripts/train-shipped-model.sh
     model=ModelConfig(head="classes", deep_supervision=True),
@@ -40,17 +41,12 @@ def steps_per_second(config: RunConfig, dtype: torch.dtype | None, steps: int) -
     model = UNet3D(config.model).train()
     optimizer = make_optimizer(model, config)
     loss_fn = make_loss(config.train.loss)
+    scaler = make_grad_scaler(dtype)
     image = torch.randn(config.train.batch, 4, *config.train.patch)
     label = torch.randint(0, 4, (config.train.batch, *config.train.patch), dtype=torch.uint8)
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            outputs = model(image)
-        loss = deep_supervision_loss(loss_fn, [output.float() for output in outputs], label)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
-        optimizer.step()
+        training_step(model, image, label, loss_fn, optimizer, scaler, dtype)
 
     for _ in range(3):  # warm-up: oneDNN picks its kernels
         step()

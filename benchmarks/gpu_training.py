@@ -1,7 +1,7 @@
 """Training throughput on a GPU (patches/s at 128^3 by default): does mixed precision pay, and does the loader
 keep the GPU fed?
 
-Three numbers, one run: (1) the model alone (forward, backward, AdamW on random tensors) with AMP and in
+Three numbers, one run: (1) the model alone (`glioseg train`'s step on random tensors) with AMP and in
 float32, the peer; (2) one loader process (`PatchBatches` with augmentation) on real patches; (3) end to end,
 `glioseg.train.train` on real data with ``--workers`` loader processes (samples/s of its last epochs, the first
 one warms up and starts the loader processes). Default model (width 16, depth 4, regions head), batch 2.
@@ -30,23 +30,19 @@ def model_alone(config, device: torch.device, amp: bool, steps: int) -> float:
     amp = amp and device.type == "cuda"  # float16 on CUDA as `glioseg train` (CPU bfloat16: cpu_mixed_precision.py)
     from glioseg.losses import make_loss
     from glioseg.model import UNet3D
-    from glioseg.train import make_optimizer
+    from glioseg.train import make_grad_scaler, make_optimizer, training_step
 
     torch.manual_seed(0)
     model = UNet3D(config.model).to(device)
     optimizer = make_optimizer(model, config)
     loss_fn = make_loss(config.train.loss)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    amp_dtype = torch.float16 if amp else None
+    scaler = make_grad_scaler(amp_dtype)
     image = torch.randn(config.train.batch, 4, *config.train.patch, device=device)
     label = torch.randint(0, 4, (config.train.batch, *config.train.patch), device=device, dtype=torch.uint8)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            loss = loss_fn(model(image), label)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        training_step(model, image, label, loss_fn, optimizer, scaler, amp_dtype)
 
     for _ in range(3):  # cuDNN picks its algorithms
         step()

@@ -152,6 +152,38 @@ def cpu_has_native_bfloat16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def make_grad_scaler(amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """Loss scaling for float16 (its gradients underflow otherwise); bfloat16 and float32 need none."""
+    return torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+
+def training_step(
+    network: torch.nn.Module,
+    image: torch.Tensor,
+    label: torch.Tensor,
+    loss_fn,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """One optimisation step, shared by ``train`` and the benchmarks so that they time the same thing: forward
+    under autocast (``amp_dtype``, None = float32), the loss in float32 (Dice sums over many voxels), scaled
+    backward, gradient clipping, optimiser step. Returns the loss, detached."""
+    with torch.autocast(image.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        outputs = network(image)
+    if isinstance(outputs, list):  # deep supervision: one output per decoder level
+        loss = deep_supervision_loss(loss_fn, [output.float() for output in outputs], label)
+    else:
+        loss = loss_fn(outputs.float(), label)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
 def validate(model: UNet3D, cases: list[CachedCase], config: RunConfig, device: torch.device) -> dict[str, float]:
     """Mean Dice per region and class, sensitivity/specificity per class, on whole held-out cases (cheap
     sliding window: overlap 0.25, no mirroring; the prediction's default cleaning), at the network's grid."""
@@ -235,23 +267,26 @@ def train(
     files = _labelled_cases(data)
     extra = Path(config.train.extra_data) if config.train.extra_data else None
     extra_files = _labelled_cases(extra, minimum=1) if extra else []
-    workers = max(config.train.workers, 1)
+
+    def cached(workers: int, show: bool) -> tuple[list[CachedCase], list[CachedCase]]:
+        """The dataset's and the extra data's caches, made where missing or stale."""
+        main = cache_dataset(files, data, cache_root, config.preprocess, workers, show)
+        return main, cache_dataset(extra_files, extra, cache_root, config.preprocess, workers, show) if extra else []
+
     if place.main:  # every case read (and cached) before the run folder is written: bad data leaves nothing
-        cache_dataset(files, data, Path(cache_root), config.preprocess, workers=min(workers, 2), progress=progress)
-        if extra:
-            cache_dataset(extra_files, extra, Path(cache_root), config.preprocess, min(workers, 2), progress)
+        dataset_cases, extra_cases = cached(min(max(config.train.workers, 1), 2), progress)
         _prepare_run(out, config, [f.case_id for f in files], resume)
     if place.world > 1:
         dist.barrier()
+    if not place.main:  # the main process has made the caches: the other ranks open them
+        dataset_cases, extra_cases = cached(1, False)
     splits = read_splits(out / "splits.json")
     all_ids = sorted(f.case_id for f in files)
     fold = {"train": all_ids, "val": []} if config.train.fold is None else splits[config.train.fold]
-    by_id = {f.case_id: f for f in files}
-    cached = {c.case_id: c for c in cache_dataset(files, data, Path(cache_root), config.preprocess, 1, False)}
-    train_cases = [cached[i] for i in fold["train"] if i in by_id]
-    if extra:  # outside the splits: they add training data to every fold and are never validated on
-        train_cases += cache_dataset(extra_files, extra, Path(cache_root), config.preprocess, 1, False)
-    val_cases = [cached[i] for i in fold["val"] if i in by_id]
+    by_id = {c.case_id: c for c in dataset_cases}
+    # extra data lies outside the splits: it adds training data to every fold and is never validated on
+    train_cases = [by_id[i] for i in fold["train"] if i in by_id] + extra_cases
+    val_cases = [by_id[i] for i in fold["val"] if i in by_id]
 
     torch.manual_seed(config.train.seed)
     model = UNet3D(config.model).to(torch_device)
@@ -259,7 +294,7 @@ def train(
     total_steps = config.train.epochs * config.train.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: poly_lr(step, total_steps))
     amp_dtype = mixed_precision_dtype(torch_device) if config.train.amp else None
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no scaling
+    scaler = make_grad_scaler(amp_dtype)
     start_epoch, best = 0, -1.0
     if resume:
         state = load_checkpoint(out / "last.pt")
@@ -303,20 +338,9 @@ def train(
             for step, batch in zip(range(first, first + config.train.steps_per_epoch), batches):
                 image = batch["image"].to(torch_device, non_blocking=True)
                 label = batch["label"].to(torch_device, non_blocking=True)
-                with torch.autocast(torch_device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    outputs = trained(image)
-                if isinstance(outputs, list):  # the loss in float32: Dice sums over many voxels
-                    loss = deep_supervision_loss(loss_fn, [output.float() for output in outputs], label)
-                else:
-                    loss = loss_fn(outputs.float(), label)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
-                scaler.step(optimizer)
-                scaler.update()
+                loss = training_step(trained, image, label, loss_fn, optimizer, scaler, amp_dtype)
                 scheduler.step()
-                losses.append(float(loss.detach()))
+                losses.append(float(loss))
                 if writer:
                     writer.add_scalar("loss/train_step", losses[-1], step)
                 bar.update(task, advance=1, status=f"epoch {epoch + 1} loss {losses[-1]:.3f}")
