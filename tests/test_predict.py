@@ -15,8 +15,9 @@ import pytest
 import glioseg
 from conftest import glioseg_cli
 from glioseg.errors import InputError
-from glioseg.labels import BRATS2021, BRATS2023, MSD
+from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
 from glioseg.layouts import LAYOUTS, find_cases
+from glioseg.postprocess import PostprocessConfig
 from glioseg.predict import PredictSettings, load_model, predict_cohort
 
 SHAPE = (40, 40, 32)
@@ -100,6 +101,26 @@ def test_other_settings_in_the_same_folder_need_overwrite(runs, cohort_factory, 
     assert refused.returncode == 2 and "--overwrite" in refused.stderr
     assert glioseg_cli("predict", runs[0], data, "--out", tmp_path, "--tta", "--overwrite").returncode == 0
     assert json.loads((tmp_path / "predict.json").read_text())["tta"] is True
+
+
+def test_cleaning_thresholds_are_options_and_are_recorded(runs, cohort_factory, tmp_path):
+    data = cohort_factory("msd", cases=1, shape=SHAPE)
+    case = glioseg.load_case(find_cases(data)[0])
+
+    def predicted(name: str, *options) -> np.ndarray:
+        assert glioseg_cli("predict", runs[0], data, "--out", tmp_path / name, *options).returncode == 0
+        return np.asarray(nib.load(tmp_path / name / f"{case.case_id}.nii.gz").dataobj)
+
+    raw = MSD.to_internal(predicted("raw", "--min-component-ml", 0, "--min-enhancing-ml", 0))
+    unclean = load_model(runs[0], "cpu").predict(case, postprocess=PostprocessConfig(0, 0)).label
+    assert np.array_equal(raw > 0, unclean > 0) and (raw == ENHANCING).any()
+    no_enhancing = MSD.to_internal(predicted("no-enhancing", "--min-component-ml", 0, "--min-enhancing-ml", 1e6))
+    assert np.array_equal(no_enhancing > 0, raw > 0) and not (no_enhancing == ENHANCING).any()
+    assert not predicted("dropped", "--min-component-ml", 1e6).any()
+    recorded = json.loads((tmp_path / "dropped" / "predict.json").read_text())["postprocess"]
+    assert recorded == {"min_component_ml": 1e6, "min_enhancing_ml": 0.5}  # the one not given keeps its default
+    refused = glioseg_cli("predict", runs[0], data, "--out", tmp_path / "refused", "--min-enhancing-ml", -1)
+    assert refused.returncode == 2 and "--min-enhancing-ml" in refused.stderr
 
 
 def test_volumes_match_the_mask(runs, cohort_factory):

@@ -209,6 +209,24 @@ def _window(text: str | None) -> tuple[int, int, int] | str | None:
     return (x, y, z)
 
 
+MinComponentMl = Annotated[
+    float | None,
+    typer.Option(min=0.0, help="Drop tumour components smaller than this, mL (default 0.1; 0 keeps every one)."),
+]
+MinEnhancingMl = Annotated[
+    float | None,
+    typer.Option(min=0.0, help="A whole enhancing tumour under this many mL becomes core (default 0.5; 0: never)."),
+]
+
+
+def _postprocess(min_component_ml: float | None, min_enhancing_ml: float | None):
+    """The cleaning rules of ``--min-component-ml`` and ``--min-enhancing-ml``; those not given keep glioseg's."""
+    from glioseg.postprocess import PostprocessConfig
+
+    given = {"min_component_ml": min_component_ml, "min_enhancing_ml": min_enhancing_ml}
+    return PostprocessConfig(**{name: value for name, value in given.items() if value is not None})
+
+
 def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """Run folders (holding config.json) or checkpoint files (.pt) come first; the rest are inputs."""
     runs = [p for p in paths if (p / "config.json").exists() or p.suffix == ".pt"]
@@ -230,6 +248,8 @@ def predict(
     save_probabilities: Annotated[bool, typer.Option(help="Also write <case>_probabilities.nii.gz.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace predictions made with other settings.")] = False,
     engine: Annotated[str, typer.Option(help="torch | onnx (ONNX Runtime; needs glioseg export --onnx)")] = "torch",
+    min_component_ml: MinComponentMl = None,
+    min_enhancing_ml: MinEnhancingMl = None,
 ) -> None:
     """Segment cases with trained runs (several runs ensemble); masks keep the input's grid and header.
 
@@ -247,8 +267,9 @@ def predict(
     if engine not in ("torch", "onnx"):
         raise typer.BadParameter("choose torch or onnx", param_hint="--engine")
     model = load_model(runs or None, device, engine)
+    postprocess = _postprocess(min_component_ml, min_enhancing_ml)
     settings = PredictSettings(labels=labels, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
-                               window=_window(window))  # fmt: skip
+                               window=_window(window), postprocess=postprocess)  # fmt: skip
     masks = predict_cohort(model, inputs, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
 
@@ -321,6 +342,8 @@ def crossval(
     out: Annotated[Path, typer.Option("--out", help="Folder for predictions and metrics.")],
     tta: Annotated[bool, typer.Option(help="Average the 8 mirrored copies.")] = False,
     window: Annotated[str | None, typer.Option(help="Window: X,Y,Z or 'whole' (default: the training patch).")] = None,
+    min_component_ml: MinComponentMl = None,
+    min_enhancing_ml: MinEnhancingMl = None,
 ) -> None:
     """Cross-validate: each case predicted by the fold run that held it out, then all evaluated together.
 
@@ -329,7 +352,9 @@ def crossval(
     from glioseg.crossval import cross_validate
     from glioseg.predict import PredictSettings
 
-    csv_path, json_path = cross_validate(runs, data, out, PredictSettings(tta=tta, window=_window(window)))
+    postprocess = _postprocess(min_component_ml, min_enhancing_ml)
+    settings = PredictSettings(tta=tta, window=_window(window), postprocess=postprocess)
+    csv_path, json_path = cross_validate(runs, data, out, settings)
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
 
