@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # imported inside the commands at run time (torch is slow to import)
+    from glioseg.postprocess import PostprocessConfig
 
 app = typer.Typer(
     help="Brain tumour segmentation in multimodal MRI with a 3D U-Net.",
@@ -219,7 +222,7 @@ MinEnhancingMl = Annotated[
 ]
 
 
-def _postprocess(min_component_ml: float | None, min_enhancing_ml: float | None):
+def _postprocess(min_component_ml: float | None, min_enhancing_ml: float | None) -> PostprocessConfig:
     """The cleaning rules of ``--min-component-ml`` and ``--min-enhancing-ml``; those not given keep glioseg's."""
     from glioseg.postprocess import PostprocessConfig
 
