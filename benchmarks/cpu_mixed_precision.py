@@ -43,10 +43,10 @@ def steps_per_second(config: RunConfig, dtype: torch.dtype | None, steps: int) -
     loss_fn = make_loss(config.train.loss)
     scaler = make_grad_scaler(dtype)
     image = torch.randn(config.train.batch, 4, *config.train.patch)
-    label = torch.randint(0, 4, (config.train.batch, *config.train.patch), dtype=torch.uint8)
+    targets = torch.rand(config.train.batch, 3, *config.train.patch) / 3  # tumour fractions, summing to <= 1
 
     def step() -> None:
-        training_step(model, image, label, loss_fn, optimizer, scaler, dtype)
+        training_step(model, image, targets, loss_fn, optimizer, scaler, dtype)
 
     for _ in range(3):  # warm-up: oneDNN picks its kernels
         step()

@@ -69,8 +69,8 @@ def loader_vs_model(run: Path | None, steps: int = 20) -> dict:
 
     def step(batch):
         outputs = model(batch["image"])
-        loss = deep_supervision_loss(loss_fn, outputs, batch["label"]) if isinstance(outputs, list) else loss_fn(
-            outputs, batch["label"])  # fmt: skip
+        loss = deep_supervision_loss(loss_fn, outputs, batch["targets"]) if isinstance(outputs, list) else loss_fn(
+            outputs, batch["targets"])  # fmt: skip
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -39,10 +39,12 @@ def model_alone(config, device: torch.device, amp: bool, steps: int) -> float:
     amp_dtype = torch.float16 if amp else None
     scaler = make_grad_scaler(amp_dtype)
     image = torch.randn(config.train.batch, 4, *config.train.patch, device=device)
-    label = torch.randint(0, 4, (config.train.batch, *config.train.patch), device=device, dtype=torch.uint8)
+    targets = (
+        torch.rand(config.train.batch, 3, *config.train.patch, device=device) / 3
+    )  # tumour fractions, summing to <= 1
 
     def step() -> None:
-        training_step(model, image, label, loss_fn, optimizer, scaler, amp_dtype)
+        training_step(model, image, targets, loss_fn, optimizer, scaler, amp_dtype)
 
     for _ in range(3):  # cuDNN picks its algorithms
         step()

@@ -31,9 +31,10 @@ def test_foreground_fraction_and_class_balance_hold(cached):
         batch = sampler[step]
         forced += batch["forced"].tolist()
         classes += batch["centre_class"][batch["forced"]].tolist()
-        centre = batch["label"][:, 12, 12, 12]
-        chosen = batch["centre_class"]
-        assert (centre[batch["forced"]] == chosen[batch["forced"]]).all()  # centred on the chosen class
+        centre = batch["targets"][:, :, 12, 12, 12]  # (B, 3): edema, core, enhancing share of the centre voxel
+        forced_rows = batch["forced"].nonzero()[:, 0]
+        chosen = batch["centre_class"][forced_rows]
+        assert (centre[forced_rows, chosen - 1] == 1).all()  # centred on the chosen class
     fraction = np.mean(forced)
     assert abs(fraction - 1 / 3) < 0.05, fraction
     shares = np.bincount(classes, minlength=4)[1:] / len(classes)
@@ -57,34 +58,74 @@ def channel_coded_batch(rng):
     import torch
 
     pattern = rng.random((2, 1, 16, 16, 16)).astype(np.float32)
-    image = torch.from_numpy(pattern + 10 * np.arange(4, dtype=np.float32)[None, :, None, None, None])
-    label = torch.from_numpy((pattern[:, 0] * 4).astype(np.uint8))
-    return image, label, pattern
+    return torch.from_numpy(pattern + 10 * np.arange(4, dtype=np.float32)[None, :, None, None, None])
 
 
-def test_flips_never_touch_channels_and_keep_label_aligned():
+def test_flips_never_touch_channels():
     rng = np.random.default_rng(0)
     for _ in range(20):
-        image, label, _ = channel_coded_batch(rng)
-        flipped, flipped_label = random_flips(image, label, rng)
+        volumes = channel_coded_batch(rng)
+        flipped = random_flips(volumes, rng)
         for c in range(4):
             values = flipped[:, c]
             assert values.min() >= 10 * c and values.max() < 10 * c + 1
-        # the label moves with the image: label = floor(4 * (channel 0 value))
-        np.testing.assert_array_equal((flipped[:, 0] * 4).to(label.dtype), flipped_label)
+            np.testing.assert_allclose(flipped[:, c] - 10 * c, flipped[:, 0], atol=1e-5)  # channels moved together
 
 
-def test_spatial_and_full_augmentation_keep_channels_and_shapes():
-    import torch
-
+def test_rotation_keeps_channels_apart():
     rng = np.random.default_rng(1)
-    image, label, _ = channel_coded_batch(rng)
-    rotated, rotated_label = random_rotate_scale(image, label, rng, p_rotate=1.0, p_scale=1.0)
+    volumes = channel_coded_batch(rng)
+    rotated = random_rotate_scale(volumes, rng, p_rotate=1.0, p_scale=1.0)
     for c in range(4):
         # at the edges, bilinear sampling blends with the zero padding; the centre stays inside the patch
         assert rotated[:, c].max() < 10 * c + 1 + 1e-4
         centre = rotated[:, c, 7:9, 7:9, 7:9]
         assert centre.min() >= 10 * c - 1e-4 and centre.max() < 10 * c + 1 + 1e-4
-    assert rotated_label.dtype == torch.uint8 and set(rotated_label.unique().tolist()) <= {0, 1, 2, 3}
-    out, out_label = augment_batch(image, label, rng)
-    assert out.shape == image.shape and out_label.shape == label.shape
+
+
+def blob_centres(volume) -> np.ndarray:
+    """Centres of mass (voxels) of the two blobs of a ``(X, Y, Z)`` volume."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(np.asarray(volume) > 0.2)
+    assert count == 2
+    return np.array(ndimage.center_of_mass(np.asarray(volume), labels, [1, 2]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rotation_keeps_distances_on_a_patch_whose_sides_differ(seed):
+    """A rotation moves points rigidly, in millimetres (isotropic voxels), whatever the patch's shape: rotating in
+    affine_grid's normalised coordinates would shear a 48 x 24 x 32 patch and change the distance."""
+    import torch
+
+    volume = torch.zeros(1, 1, 48, 24, 32)
+    volume[0, 0, 12:15, 11:14, 15:18] = 1  # two small cubes 21 voxels apart along x, 6 along z
+    volume[0, 0, 33:36, 11:14, 9:12] = 1
+    before = blob_centres(volume[0, 0])
+    angles = iter(np.random.default_rng(seed).uniform(0.2, 0.5, size=(3,)))
+
+    class Always:  # every transform applied, no scaling, known angles
+        def random(self):
+            return 0.0
+
+        def uniform(self, low, high, size=None):
+            return np.array([next(angles) for _ in range(size)]) if size else 1.0
+
+    rotated = random_rotate_scale(volume, Always(), p_rotate=1.0, p_scale=0.0)
+    after = blob_centres(rotated[0, 0])
+    assert np.linalg.norm(after[0] - after[1]) == pytest.approx(np.linalg.norm(before[0] - before[1]), abs=0.3)
+    assert not np.allclose(after, before, atol=1)  # it did rotate
+
+
+def test_augmentation_moves_image_and_targets_together():
+    import torch
+
+    rng = np.random.default_rng(2)
+    image = channel_coded_batch(rng)
+    targets = (image[:, :3] - 10 * torch.arange(3.0).view(1, 3, 1, 1, 1)) / 2  # the image's own pattern, in [0, 0.5)
+    out, out_targets = augment_batch(image, targets, np.random.default_rng(3))
+    assert out.shape == image.shape and out_targets.shape == targets.shape
+    assert out_targets.min() >= 0 and out_targets.max() < 0.5 + 1e-4
+    same = np.random.default_rng(3)
+    spatial = random_flips(random_rotate_scale(torch.cat([image, targets], 1), same), same)
+    assert torch.equal(out_targets, spatial[:, 4:])  # the same rotation and flips as the image got

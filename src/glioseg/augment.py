@@ -2,7 +2,8 @@
 
 Probabilities and ranges follow nnU-Net's defaults. Parameters come from the caller's numpy generator so
 that a batch is reproducible from its step alone. Spatial transforms act on the three spatial axes only,
-never on the channel axis.
+never on the channel axis, and move the image and its tumour fractions together (the fractions are
+interpolated like the image, so a rotated thin rim keeps its partial volume).
 """
 
 from __future__ import annotations
@@ -16,26 +17,29 @@ import torch.nn.functional as F
 from glioseg.geometry import rotation_matrix, smooth_random_field
 
 
-def random_flips(image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+def random_flips(volumes: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Mirror each sample along each spatial axis with probability 1/2.
 
-    image ``(B, C, X, Y, Z)``, label ``(B, X, Y, Z)``.
+    volumes: ``(B, C, X, Y, Z)`` (image and targets stacked along C, so that they move together).
     """
-    image, label = image.clone(), label.clone()
-    for b in range(image.shape[0]):
-        axes = [axis for axis in range(3) if rng.random() < 0.5]
+    volumes = volumes.clone()
+    for b in range(volumes.shape[0]):
+        axes = [1 + axis for axis in range(3) if rng.random() < 0.5]  # skip the channel axis
         if axes:
-            image[b] = torch.flip(image[b], dims=[1 + a for a in axes])  # skip the channel axis
-            label[b] = torch.flip(label[b], dims=axes)
-    return image, label
+            volumes[b] = torch.flip(volumes[b], dims=axes)
+    return volumes
 
 
 def random_rotate_scale(
-    image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator, p_rotate: float = 0.2, p_scale: float = 0.2
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate (up to 30 degrees per axis) and scale (0.7-1.4) about the patch centre; label by nearest."""
+    volumes: torch.Tensor, rng: np.random.Generator, p_rotate: float = 0.2, p_scale: float = 0.2
+) -> torch.Tensor:
+    """Rotate (up to 30 degrees per axis) and scale (0.7-1.4) about the patch centre, trilinearly.
+
+    The rotation acts on voxel coordinates (isotropic voxels: millimetres), not on ``affine_grid``'s normalised
+    ones, where it would shear a patch whose sides differ. volumes: ``(B, C, X, Y, Z)``; outside: zero.
+    """
     matrices = []
-    for _ in range(image.shape[0]):
+    for _ in range(volumes.shape[0]):
         matrix = np.eye(3)
         if rng.random() < p_rotate:
             matrix = rotation_matrix(rng.uniform(-math.pi / 6, math.pi / 6, size=3)) @ matrix
@@ -43,13 +47,13 @@ def random_rotate_scale(
             matrix = matrix / rng.uniform(0.7, 1.4)
         matrices.append(matrix)
     if all(np.allclose(m, np.eye(3)) for m in matrices):
-        return image, label
-    theta = torch.zeros((image.shape[0], 3, 4))
-    theta[:, :, :3] = torch.from_numpy(np.stack(matrices)).float().flip(1, 2)  # affine_grid works in (z, y, x)
-    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
-    image = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    label = F.grid_sample(label[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    return image, label[:, 0].to(torch.uint8)
+        return volumes
+    half = np.diag(np.array(volumes.shape[2:], dtype=np.float64) / 2)  # normalised -> voxel coordinates
+    in_voxels = np.linalg.inv(half) @ np.stack(matrices) @ half
+    theta = torch.zeros((volumes.shape[0], 3, 4))
+    theta[:, :, :3] = torch.from_numpy(in_voxels).float().flip(1, 2)  # affine_grid works in (z, y, x)
+    grid = F.affine_grid(theta, list(volumes.shape), align_corners=False)
+    return F.grid_sample(volumes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def random_intensity(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -96,9 +100,12 @@ def gaussian_blur(volume: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def augment_batch(
-    image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator
+    image: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The default training augmentation: rotation/scale, flips, intensity. Shapes unchanged."""
-    image, label = random_rotate_scale(image, label, rng)
-    image, label = random_flips(image, label, rng)
-    return random_intensity(image, rng), label
+    """The default training augmentation: rotation/scale and flips of image and targets together, then intensity.
+
+    image ``(B, 4, X, Y, Z)``; targets ``(B, 3, X, Y, Z)`` tumour fractions (sampling.PatchBatches). Shapes unchanged.
+    """
+    volumes = random_flips(random_rotate_scale(torch.cat([image, targets], dim=1), rng), rng)
+    image, targets = volumes[:, : image.shape[1]], volumes[:, image.shape[1] :]
+    return random_intensity(image, rng), targets

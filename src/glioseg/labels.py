@@ -23,6 +23,8 @@ import numpy as np
 BACKGROUND, EDEMA, CORE, ENHANCING, RESECTION_CAVITY = 0, 1, 2, 3, 4
 CLASS_NAMES = {EDEMA: "edema", CORE: "core", ENHANCING: "enhancing"}
 """The three tumour classes reported class-wise (the original project's edema / non-enhancing / enhancing)."""
+TUMOUR_CLASSES = tuple(CLASS_NAMES)
+"""Edema, core, enhancing: also the channels of a tumour-fractions array (geometry.tumour_fractions)."""
 
 REGION_CLASSES = {"WT": (EDEMA, CORE, ENHANCING), "TC": (CORE, ENHANCING), "ET": (ENHANCING,)}
 REGIONS = tuple(REGION_CLASSES)

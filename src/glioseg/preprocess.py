@@ -1,9 +1,10 @@
 """Crop to the brain, optionally resample, z-score inside the brain; cache the result once per dataset.
 
 The crop box is kept so predictions can be put back on the original grid (postprocess.uncrop). The cache
-holds one folder per case (``image.npy`` float32 (4, x, y, z), ``label.npy`` uint8, ``locations.npz``
-foreground voxels per class for the sampler, ``meta.json`` last), written atomically; a case is rebuilt
-when its source files (size, mtime) or the preprocessing settings change.
+holds one folder per case (``image.npy`` float32 (4, x, y, z), ``targets.npy`` uint8 (3, x, y, z): the share of
+each voxel that is edema, core and enhancing tumour in 255ths, ``label.npy`` uint8 the class holding most of each
+voxel, ``locations.npz`` foreground voxels per class for the sampler, ``meta.json`` last), written atomically; a
+case is rebuilt when its source files (size, mtime), the preprocessing settings or ``PREPROCESS_VERSION`` change.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ import torch
 import torch.nn.functional as F
 
 from glioseg.config import PreprocessConfig
+from glioseg.geometry import label_from_fractions, tumour_fractions
 from glioseg.io import Case, atomic_path, read_case
-from glioseg.labels import CORE, EDEMA, ENHANCING
+from glioseg.labels import TUMOUR_CLASSES
 from glioseg.layouts import CaseFiles
 
 MAX_LOCATIONS = 20000
 """Foreground voxels remembered per class and case for foreground oversampling."""
+PREPROCESS_VERSION = 2
+"""Part of every cache key: raise it when the cached arrays change meaning, so that old caches are rebuilt.
+2: labels resampled as tumour fractions (trilinear one-hot), not nearest neighbour."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,16 @@ class Preprocessed:
 
     Attributes:
         image: ``float32 (4, x, y, z)`` z-scored inside the brain, zero outside, cropped (and resampled).
-        label: ``uint8 (x, y, z)`` internal classes on the same grid, or None.
+        fractions: ``float32 (3, x, y, z)`` share of each voxel that is edema, core, enhancing (the training
+            target), or None without a label.
+        label: ``uint8 (x, y, z)`` the class holding most of each voxel, or None.
         box: ``((start, stop), ...)`` the crop in the original grid, per axis.
         original_shape: the file's grid.
         spacing: voxel size of ``image`` in mm.
     """
 
     image: np.ndarray
+    fractions: np.ndarray | None
     label: np.ndarray | None
     box: tuple[tuple[int, int], ...]
     original_shape: tuple[int, int, int]
@@ -72,31 +80,23 @@ def resampled_shape(shape: tuple[int, ...], spacing: tuple[float, ...], target: 
     return tuple(max(int(round(n * s / t)), 1) for n, s, t in zip(shape, spacing, target))
 
 
-def crop_and_resample(
-    image: np.ndarray, label: np.ndarray | None, spacing: tuple[float, ...], config: PreprocessConfig
-) -> tuple[np.ndarray, np.ndarray | None, tuple[tuple[int, int], ...], tuple[float, ...]]:
-    """Crop to the brain and resample (if ``config.spacing_mm``); the label, in whatever values it holds,
-    follows with nearest neighbour. Returns image, label, the crop box and the new spacing."""
-    box = brain_box(image, config.crop_margin)
-    crop = tuple(slice(a, b) for a, b in box)
-    image = image[(slice(None), *crop)]
-    label = None if label is None else label[crop]
-    if config.spacing_mm is not None and tuple(config.spacing_mm) != tuple(spacing):
-        size = resampled_shape(image.shape[1:], spacing, config.spacing_mm)
-        image = F.interpolate(torch.from_numpy(np.ascontiguousarray(image))[None], size=size, mode="trilinear")[0]
-        image = image.numpy()
-        if label is not None:
-            label = F.interpolate(torch.from_numpy(label)[None, None].float(), size=size, mode="nearest")[0, 0]
-            label = label.numpy().astype(np.uint8)
-        spacing = tuple(float(s) for s in config.spacing_mm)
-    return image, label, box, spacing
-
-
 def preprocess_case(case: Case, config: PreprocessConfig) -> Preprocessed:
-    """Crop, resample (if ``config.spacing_mm``), z-score; the label follows with nearest neighbour."""
-    image, label, box, spacing = crop_and_resample(case.image, case.label, case.spacing, config)
+    """Crop to the brain, resample (if ``config.spacing_mm``; trilinear), z-score. The label follows the image as
+    tumour fractions (:func:`glioseg.geometry.tumour_fractions`), resampled exactly as the image is."""
+    box = brain_box(case.image, config.crop_margin)
+    crop = tuple(slice(a, b) for a, b in box)
+    image, spacing = case.image[(slice(None), *crop)], case.spacing
+    size = image.shape[1:]
+    if config.spacing_mm is not None and tuple(config.spacing_mm) != tuple(spacing):
+        size = resampled_shape(size, spacing, config.spacing_mm)
+        image = F.interpolate(torch.from_numpy(np.ascontiguousarray(image))[None], size=size, mode="trilinear")[0]
+        image, spacing = image.numpy(), tuple(float(s) for s in config.spacing_mm)
+    fractions = label = None
+    if case.label is not None:
+        fractions = tumour_fractions(case.label[crop], size)
+        fractions, label = fractions.numpy(), label_from_fractions(fractions)
     brain = np.any(image != 0, axis=0)
-    return Preprocessed(zscore_inside(image, brain), label, box, case.image.shape[1:], spacing)  # type: ignore[arg-type]
+    return Preprocessed(zscore_inside(image, brain), fractions, label, box, case.image.shape[1:], spacing)
 
 
 # ---- cache ---------------------------------------------------------------------------------------------
@@ -115,6 +115,10 @@ class CachedCase:
     def label(self) -> np.ndarray:
         return np.load(self.folder / "label.npy", mmap_mode="r")
 
+    def targets(self) -> np.ndarray:
+        """``uint8 (3, x, y, z)``: edema, core, enhancing share of each voxel, in 255ths."""
+        return np.load(self.folder / "targets.npy", mmap_mode="r")
+
     def locations(self) -> dict[int, np.ndarray]:
         """Foreground voxel coordinates ``(n, 3)`` per internal class present."""
         with np.load(self.folder / "locations.npz") as stored:
@@ -131,7 +135,9 @@ def source_fingerprint(files: CaseFiles) -> list[list]:
 
 
 def settings_key(config: PreprocessConfig) -> str:
-    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    """Names a cache: the preprocessing settings and the version of what is cached."""
+    settings = {**asdict(config), "version": PREPROCESS_VERSION}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def cache_folder(cache_root: Path, dataset: Path, config: PreprocessConfig) -> Path:
@@ -160,12 +166,15 @@ def cache_case(files: CaseFiles, folder: Path, config: PreprocessConfig) -> Cach
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "meta.json").unlink(missing_ok=True)  # stale until rewritten
         result = preprocess_case(read_case(files), config)
-        label = result.label if result.label is not None else np.zeros(result.image.shape[1:], np.uint8)
+        shape = result.image.shape[1:]
+        label = result.label if result.label is not None else np.zeros(shape, np.uint8)
+        fractions = result.fractions if result.fractions is not None else np.zeros((3, *shape), np.float32)
         _save_npy(folder / "image.npy", result.image)
+        _save_npy(folder / "targets.npy", np.round(fractions * 255).astype(np.uint8))
         _save_npy(folder / "label.npy", label)
         rng = np.random.default_rng(0)
         locations = {}
-        for value in (EDEMA, CORE, ENHANCING):
+        for value in TUMOUR_CLASSES:
             where = np.argwhere(label == value).astype(np.int16)
             if len(where) > MAX_LOCATIONS:
                 where = where[np.sort(rng.choice(len(where), MAX_LOCATIONS, replace=False))]

@@ -41,8 +41,9 @@ class PatchBatches(torch.utils.data.Dataset):
 
     Each patch is, with probability ``foreground_fraction``, centred on a tumour voxel of a class chosen
     uniformly among the classes the case holds (classes balanced); otherwise centred uniformly in the volume.
-    Returns ``{"image": float32 (B, 4, *patch), "label": uint8 (B, *patch), "forced": bool (B,),
-    "centre_class": int (B,)}`` (``centre_class`` is 0 for random patches).
+    Returns ``{"image": float32 (B, 4, *patch), "targets": float32 (B, 3, *patch) the edema, core, enhancing
+    share of each voxel (the losses' input), "forced": bool (B,), "centre_class": int (B,)}``
+    (``centre_class`` is 0 for random patches).
     """
 
     cases: list[CachedCase]
@@ -54,7 +55,7 @@ class PatchBatches(torch.utils.data.Dataset):
     augment: bool = True
 
     def __post_init__(self) -> None:
-        self._open: dict[int, tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]] = {}
+        self._open: dict[int, tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]] = {}  # image, targets, locations
 
     def __len__(self) -> int:
         return 2**62
@@ -62,19 +63,19 @@ class PatchBatches(torch.utils.data.Dataset):
     def _case(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         if index not in self._open:  # opened lazily, inside each loader worker
             case = self.cases[index]
-            self._open[index] = (case.image(), case.label(), case.locations())
+            self._open[index] = (case.image(), case.targets(), case.locations())
         return self._open[index]
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.rank, step])
         size = np.array(self.patch)
         images = np.empty((self.batch, 4, *self.patch), dtype=np.float32)
-        labels = np.empty((self.batch, *self.patch), dtype=np.uint8)
+        targets = np.empty((self.batch, 3, *self.patch), dtype=np.uint8)
         forced = np.zeros(self.batch, dtype=bool)
         centre_class = np.zeros(self.batch, dtype=np.int64)
         for b in range(self.batch):
-            image, label, locations = self._case(int(rng.integers(len(self.cases))))
-            shape = np.array(label.shape)
+            image, fractions, locations = self._case(int(rng.integers(len(self.cases))))
+            shape = np.array(image.shape[1:])
             if locations and rng.random() < self.foreground_fraction:
                 value = int(rng.choice(sorted(locations)))
                 points = locations[value]
@@ -84,13 +85,13 @@ class PatchBatches(torch.utils.data.Dataset):
                 centre = (rng.random(3) * shape).astype(np.int64)
             start = centre - size // 2
             images[b] = extract_patch(image, start, self.patch)
-            labels[b] = extract_patch(label, start, self.patch)
-        image_t, label_t = torch.from_numpy(images), torch.from_numpy(labels)
+            targets[b] = extract_patch(fractions, start, self.patch)
+        image_t, targets_t = torch.from_numpy(images), torch.from_numpy(targets).float() / 255
         if self.augment:
-            image_t, label_t = augment_batch(image_t, label_t, rng)
+            image_t, targets_t = augment_batch(image_t, targets_t, rng)
         return {
             "image": image_t,
-            "label": label_t,
+            "targets": targets_t,
             "forced": torch.from_numpy(forced),
             "centre_class": torch.from_numpy(centre_class),
         }

@@ -160,7 +160,7 @@ def make_grad_scaler(amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
 def training_step(
     network: torch.nn.Module,
     image: torch.Tensor,
-    label: torch.Tensor,
+    targets: torch.Tensor,
     loss_fn,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -168,13 +168,14 @@ def training_step(
 ) -> torch.Tensor:
     """One optimisation step, shared by ``train`` and the benchmarks so that they time the same thing: forward
     under autocast (``amp_dtype``, None = float32), the loss in float32 (Dice sums over many voxels), scaled
-    backward, gradient clipping, optimiser step. Returns the loss, detached."""
+    backward, gradient clipping, optimiser step. ``targets``: ``(B, 3, ...)`` tumour fractions. Returns the loss,
+    detached."""
     with torch.autocast(image.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         outputs = network(image)
     if isinstance(outputs, list):  # deep supervision: one output per decoder level
-        loss = deep_supervision_loss(loss_fn, [output.float() for output in outputs], label)
+        loss = deep_supervision_loss(loss_fn, [output.float() for output in outputs], targets)
     else:
-        loss = loss_fn(outputs.float(), label)
+        loss = loss_fn(outputs.float(), targets)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -218,7 +219,7 @@ def validation_loss(model: UNet3D, cases: list[CachedCase], config: RunConfig, l
     for step in range(VALIDATION_BATCHES):
         batch = patches[step]
         outputs = model(batch["image"].to(device))
-        losses.append(float(loss_fn(outputs, batch["label"].to(device))))
+        losses.append(float(loss_fn(outputs, batch["targets"].to(device))))
     return float(np.mean(losses))
 
 
@@ -337,8 +338,8 @@ def train(
             losses, started = [], time.perf_counter()
             for step, batch in zip(range(first, first + config.train.steps_per_epoch), batches):
                 image = batch["image"].to(torch_device, non_blocking=True)
-                label = batch["label"].to(torch_device, non_blocking=True)
-                loss = training_step(trained, image, label, loss_fn, optimizer, scaler, amp_dtype)
+                targets = batch["targets"].to(torch_device, non_blocking=True)
+                loss = training_step(trained, image, targets, loss_fn, optimizer, scaler, amp_dtype)
                 scheduler.step()
                 losses.append(float(loss))
                 if writer:
