@@ -26,9 +26,10 @@ from machine import RESULTS, describe  # noqa: E402
 
 from glioseg.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from glioseg.demo import DemoSettings  # noqa: E402
+from glioseg.devices import cpu_has_native_bfloat16  # noqa: E402
 from glioseg.losses import make_loss  # noqa: E402
 from glioseg.model import UNet3D  # noqa: E402
-from glioseg.train import cpu_has_native_bfloat16, make_grad_scaler, make_optimizer, training_step  # noqa: E402
+from glioseg.train import make_grad_scaler, make_optimizer, training_step  # noqa: E402
 
 SHIPPED = RunConfig(  # scripts/train-shipped-model.sh
     model=ModelConfig(head="classes", deep_supervision=True),

@@ -27,7 +27,7 @@ from machine import RESULTS, SAMPLE, describe  # noqa: E402
 def engines(run: Path | None, case_path: Path) -> dict:
     from glioseg.io import read_case
     from glioseg.predict import SHIPPED_MODEL, load_model
-    from glioseg.train import export_weights
+    from glioseg.runs import export_weights
 
     case = read_case(case_path)
     with tempfile.TemporaryDirectory() as scratch:

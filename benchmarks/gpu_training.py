@@ -74,7 +74,8 @@ def loader_alone(cached, config, steps: int) -> float:
 
 def end_to_end(data: Path, config, device: str, scratch: Path) -> list[float]:
     """Samples/s per epoch of a real `glioseg train` run."""
-    from glioseg.train import read_history, train
+    from glioseg.runs import read_history
+    from glioseg.train import train
 
     train(data, scratch / "run", config, device=device, cache_root=scratch / "cache", progress=False)
     return [entry["samples_per_s"] for entry in read_history(scratch / "run")]

@@ -10,10 +10,12 @@ import time
 import pytest
 import torch
 
-import glioseg.train as training  # the module: the package's own `train` is the function
+import glioseg.devices as devices
 from glioseg.config import ModelConfig, RunConfig, TrainConfig
+from glioseg.devices import mixed_precision_dtype
 from glioseg.errors import InputError
-from glioseg.train import load_checkpoint, mixed_precision_dtype, read_history, train
+from glioseg.runs import load_checkpoint, read_history
+from glioseg.train import train
 
 SHAPE = (40, 40, 32)
 
@@ -49,7 +51,6 @@ def test_run_folder_holds_everything_to_predict(data, tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["width"] == 4 and config["train"]["patch"] == [16, 16, 16]
     assert config["train"]["foreground_fraction"] == 0.5
-    assert config["label_convention"] == "msd"
     splits = json.loads((run / "splits.json").read_text())
     assert len(splits) == 3 and not set(splits[0]["train"]) & set(splits[0]["val"])
     history = read_history(run)
@@ -168,9 +169,9 @@ def test_init_from_fine_tunes_from_another_run(data, tmp_path):
 
 def test_mixed_precision_trains_in_bfloat16_on_a_cpu_that_has_it_and_keeps_float32_weights(data, tmp_path, monkeypatch):
     assert mixed_precision_dtype(torch.device("cuda")) == torch.float16
-    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: False)
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
     assert mixed_precision_dtype(torch.device("cpu")) is None  # emulated bfloat16 would be slower
-    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: True)
     assert mixed_precision_dtype(torch.device("cpu")) == torch.bfloat16
     losses = {}
     for amp in (True, False):  # bfloat16 emulated here if this CPU lacks it: slower, same arithmetic
@@ -217,6 +218,5 @@ def test_trains_on_the_real_brats2018_sample_without_conversion(brats2018_sample
         "--epochs", "1", "--steps-per-epoch", "2", "--workers", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((run / "config.json").read_text())["label_convention"] == "brats2021"
     assert [len(s["val"]) for s in json.loads((run / "splits.json").read_text())] == [3, 3, 3, 3]
     assert "dice/WT" in read_history(run)[-1]

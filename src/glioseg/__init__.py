@@ -41,7 +41,7 @@ def sens_spec_table(prediction, truth):
 
 
 def plot_overlay(case, prediction, loc=None, modality: str = "FLAIR"):
-    """Three orthogonal slices, truth above prediction (see :func:`glioseg.report.plot_overlay`)."""
-    from glioseg.report import plot_overlay as plot
+    """Three orthogonal slices, truth above prediction (see :func:`glioseg.figures.plot_overlay`)."""
+    from glioseg.figures import plot_overlay as plot
 
     return plot(case, prediction, loc, modality)

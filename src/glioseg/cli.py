@@ -68,7 +68,7 @@ def synth(
     if preview:
         import numpy as np
 
-        from glioseg.report import save_case_preview
+        from glioseg.figures import save_case_preview
 
         phantom = make_phantom(0, seed, grid, ids[0])  # type: ignore[arg-type]
         spacing = tuple(float(s) for s in np.abs(np.diag(phantom.affine))[:3])
@@ -168,7 +168,6 @@ def train(
     Distributed: torchrun --nproc-per-node 2 -m glioseg train DATA --out RUN ...
     """
     from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
-    from glioseg.layouts import find_cases
     from glioseg.losses import LOSSES
     from glioseg.train import train as run_training
 
@@ -180,7 +179,6 @@ def train(
         raise typer.BadParameter(f"each size must be a multiple of {2 ** (depth - 1)}", param_hint="--patch")
     if fold != "all" and not (fold.isdigit() and int(fold) < folds):
         raise typer.BadParameter(f"give 0 to {folds - 1} (below --folds), or all", param_hint="--fold")
-    cases = find_cases(data)
     config = RunConfig(
         preprocess=PreprocessConfig(spacing_mm=spacing),
         model=ModelConfig(head=head, width=width, depth=depth, deep_supervision=deep_supervision),
@@ -191,7 +189,6 @@ def train(
             fold=None if fold == "all" else int(fold), workers=workers, amp=amp,
             extra_data=str(extra_data) if extra_data else None,
         ),
-        label_convention=cases[0].convention.name,
     )  # fmt: skip
     entry = run_training(data, out, config, device=device, resume=resume, init_from=init_from, cache_root=cache)
     if entry and "dice/mean_regions" in entry:
@@ -329,7 +326,7 @@ def export(
 
     Example: glioseg export runs/all --out model.pt --onnx   (then: glioseg predict model.pt CASE --out DIR)
     """
-    from glioseg.train import export_weights
+    from glioseg.runs import export_weights
 
     if out.suffix != ".pt":
         raise typer.BadParameter("name the weights file *.pt", param_hint="--out")
@@ -375,7 +372,7 @@ def report(
 
     Example: glioseg report demo-output --out report.html
     """
-    from glioseg.html_report import find_report_inputs, write_report
+    from glioseg.report import find_report_inputs, write_report
 
     inputs = find_report_inputs(folder, metrics)
     console.print(f"report: {write_report(out, inputs, title)}")

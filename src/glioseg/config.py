@@ -72,13 +72,15 @@ class RunConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    label_convention: str = "msd"  # the training data's own, written back by default
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
+        """Rebuild from ``config.json`` (or a checkpoint's ``config``); runs before 2026-12 also wrote a
+        ``label_convention`` that nothing read: it is ignored."""
+
         def build(kind, values):
             names = {f.name: f for f in dataclasses.fields(kind)}
             unknown = set(values) - set(names)
@@ -90,7 +92,6 @@ class RunConfig:
             preprocess=build(PreprocessConfig, data.get("preprocess", {})),
             model=build(ModelConfig, data.get("model", {})),
             train=build(TrainConfig, data.get("train", {})),
-            label_convention=data.get("label_convention", "msd"),
         )
 
     @classmethod

@@ -44,20 +44,20 @@ class DemoSettings:
                 foreground_fraction=self.foreground_fraction, learning_rate=self.learning_rate, loss="dice_ce",
                 validate_every=5, seed=self.seed, workers=1,
             ),
-            label_convention="msd",
         )  # fmt: skip
 
 
 def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool = True) -> dict[str, Path]:
     """Run (or finish) the demo in ``out``; returns the paths of what it made."""
     from glioseg.evaluate import evaluate, write_results
-    from glioseg.html_report import ReportInputs, write_report
+    from glioseg.figures import plot_overlay
     from glioseg.io import read_case
     from glioseg.layouts import find_cases
     from glioseg.predict import PredictSettings, load_model, predict_cohort
-    from glioseg.report import plot_overlay
+    from glioseg.report import ReportInputs, write_report
+    from glioseg.runs import load_checkpoint
     from glioseg.synth import write_cohort
-    from glioseg.train import load_checkpoint, train
+    from glioseg.train import train
 
     out = Path(out)
     _claim_folder(out, settings)
@@ -111,8 +111,8 @@ def run_real_demo(out: Path, sample_dir: Path | None = None, progress: bool = Tr
     evaluate against the expert labels, write the report. The shipped model was trained on these 12 cases,
     so these scores are optimistic; MODEL_CARD.md gives the cross-validated ones."""
     from glioseg.evaluate import evaluate, write_results
-    from glioseg.html_report import ReportInputs, write_report
     from glioseg.predict import PredictSettings, load_model, predict_cohort
+    from glioseg.report import ReportInputs, write_report
     from glioseg.sample_data import fetch_sample
 
     out = Path(out)

@@ -71,7 +71,3 @@ class UNet3D(nn.Module):
             # full resolution first, then each coarser decoder level
             return [head(features) for head, features in zip(reversed(self.heads), reversed(outputs))]
         return self.heads[-1](outputs[-1])  # (B, C, X, Y, Z)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

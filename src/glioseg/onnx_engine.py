@@ -2,8 +2,8 @@
 
 The exported graph takes ``float32 (batch, 4, x, y, z)`` of any size (multiples of the model's divisor) and
 returns the logits; prediction wraps a session so the sliding window calls it like the torch module.
-`benchmarks/onnx_vs_torch.py` measures which engine is faster here; torch stays the default until ONNX
-Runtime measures faster.
+`benchmarks/engines_and_loader.py` measures which engine is faster here (ONNX Runtime was 1.58x slower than
+torch on this project's 2-core CPU, benchmarks/README.md), so torch stays the default.
 """
 
 from __future__ import annotations

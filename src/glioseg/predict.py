@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from glioseg.config import RunConfig
+from glioseg.devices import choose_device
 from glioseg.errors import InputError
 from glioseg.inference import ensemble_probabilities
 from glioseg.io import Case, atomic_path, nifti_like, read_case, remove_stale_temporaries, write_label
@@ -39,7 +40,7 @@ from glioseg.postprocess import (
     uncrop_probabilities,
 )
 from glioseg.preprocess import preprocess_case
-from glioseg.train import choose_device, load_checkpoint
+from glioseg.runs import checkpoint_path, load_checkpoint
 
 DEFAULT_POSTPROCESS = PostprocessConfig()
 SHIPPED_MODEL = Path(__file__).parent / "models" / "brats2018-sample.pt"
@@ -144,16 +145,6 @@ class Model:
             digest.update(str(source.resolve()).encode())
             digest.update(str(source.stat().st_mtime_ns).encode())
         return digest.hexdigest()[:16]
-
-
-def checkpoint_path(run: Path) -> Path:
-    """A run folder's best checkpoint (else its last), or a checkpoint file itself."""
-    if run.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (run / name).exists():
-                return run / name
-        raise InputError(run, "no best.pt or last.pt in this run folder", "train first, or give another run")
-    return run
 
 
 def load_model(runs: str | Path | list[str | Path] | None = None, device: str = "auto", engine: str = "torch") -> Model:

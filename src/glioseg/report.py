@@ -1,157 +1,252 @@
-"""Figures of cases and results (matplotlib, no screen needed)."""
+"""`glioseg report`: one self-contained HTML file (figures inlined as PNG, no scripts or styles fetched) with a
+run's learning curves, the evaluation per case (sortable) and its summary, box plots per structure, overlays
+of the best and worst cases, and the tumour volumes.
+"""
 
 from __future__ import annotations
 
+import base64
+import csv
+import html
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from glioseg.errors import InputError
 from glioseg.io import atomic_path
-from glioseg.labels import CORE, EDEMA, ENHANCING
-from glioseg.layouts import MODALITIES
+from glioseg.labels import REGIONS, STRUCTURE_NAMES
 
-LABEL_COLOURS = {EDEMA: (0.1, 0.8, 0.2), CORE: (0.9, 0.15, 0.15), ENHANCING: (1.0, 0.85, 0.0)}
-"""Overlay colour per internal class: edema green, core red, enhancing yellow (the BraTS habit)."""
+BEST_WORST = 2  # overlays of this many best and worst cases
 
 
-def label_rgba(label: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """An RGBA overlay ``(..., 4)`` for a 2D slice of internal classes; background transparent."""
-    rgba = np.zeros((*label.shape, 4), dtype=np.float32)
-    for value, colour in LABEL_COLOURS.items():
-        rgba[label == value] = (*colour, alpha)
-    return rgba
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is made from; any part may be missing."""
+
+    run: Path | None = None
+    predictions: Path | None = None
+    metrics: Path | None = None
 
 
-def tumour_centre(label: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """The tumour's centre of mass (voxel), or the volume's centre when there is no tumour."""
-    if label is None or not label.any():
-        return tuple(n // 2 for n in shape)  # type: ignore[return-value]
-    return tuple(int(round(c)) for c in np.argwhere(label > 0).mean(0))  # type: ignore[return-value]
+def find_report_inputs(folder: Path, metrics: Path | None = None) -> ReportInputs:
+    """Read a run folder (``config.json``), a prediction folder (``predict.json``) or a folder holding both
+    (as ``glioseg demo`` writes); the metrics CSV defaults to ``metrics.csv`` beside or inside the predictions."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder", "give a run folder, a prediction folder or a demo output folder")
+    run = folder if (folder / "config.json").exists() else None
+    predictions = folder if (folder / "predict.json").exists() else None
+    if run is None and predictions is None:
+        run = next((p for p in sorted(folder.iterdir()) if (p / "config.json").exists()), None)
+        predictions = next((p for p in sorted(folder.iterdir()) if (p / "predict.json").exists()), None)
+    if predictions is not None and run is None:
+        run = _run_of(predictions)
+    if metrics is None:
+        candidates = [folder / "metrics.csv"] + ([predictions / "metrics.csv"] if predictions else [])
+        metrics = next((c for c in candidates if c.exists()), None)
+    if run is None and predictions is None and metrics is None:
+        raise InputError(folder, "holds no run (config.json), predictions (predict.json) or metrics.csv",
+                         "give the folder that glioseg train, predict or demo wrote")  # fmt: skip
+    return ReportInputs(run, predictions, metrics)
 
 
-def _display(plane: np.ndarray) -> np.ndarray:
-    """Array axes (x, y) -> image rows/columns with superior/anterior up, as radiologists view it."""
-    return np.rot90(plane)
+def _run_of(predictions: Path) -> Path | None:
+    """The run folder of the first model that made the predictions, if it still exists."""
+    sources = json.loads((predictions / "predict.json").read_text()).get("sources", [])
+    for source in sources:
+        folder = Path(source).parent
+        if (folder / "history.jsonl").exists():
+            return folder
+    return None
 
 
-def _aspect(spacing: tuple[float, ...], axis: int) -> float:
-    """Pixel aspect (height / width) of the plane normal to ``axis`` after ``_display``."""
-    columns, rows = (a for a in range(3) if a != axis)
-    return spacing[rows] / spacing[columns]
+def write_report(out: Path, inputs: ReportInputs, title: str = "glioseg report") -> Path:
+    """Write the HTML report to ``out`` atomically; returns ``out``."""
+    sections = []
+    if inputs.run is not None:
+        sections.append(_run_section(inputs.run))
+    rows = _read_csv(inputs.metrics) if inputs.metrics else []
+    if rows:
+        sections.append(_metrics_section(rows))
+    if inputs.predictions is not None:
+        sections.append(_overlay_section(inputs.predictions, rows))
+        volumes = inputs.predictions / "volumes.csv"
+        if volumes.exists():
+            sections.append(_volumes_section(_read_csv(volumes)))
+    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sources = " · ".join(html.escape(str(p)) for p in (inputs.run, inputs.predictions, inputs.metrics) if p)
+    page = PAGE.format(title=html.escape(title), made=made, sources=sources, body="\n".join(sections), script=SCRIPT)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as temporary:
+        temporary.write_text(page, encoding="utf-8")
+    return out
 
 
-def save_case_preview(
-    image: np.ndarray,
-    label: np.ndarray | None,
-    path: str | Path,
-    title: str = "",
-    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
-) -> Path:
-    """PNG of the four modalities (columns) in three planes (rows) through the tumour, label overlaid.
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
 
-    Args:
-        image: ``(4, X, Y, Z)`` FLAIR, T1, T1Gd, T2.
-        label: ``(X, Y, Z)`` internal classes, or None.
-    """
+
+def _png(figure) -> str:
+    """An ``<img>`` with the figure inlined (base64 PNG), so the page needs no other file."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, facecolor=figure.get_facecolor())
+    plt.close(figure)
+    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _run_section(run: Path) -> str:
+    from glioseg.figures import learning_curves
+    from glioseg.runs import read_history
+
+    history = read_history(run)
+    if not history:
+        return f"<h2>Training</h2><p>{html.escape(str(run))} has no finished epoch yet.</p>"
+    config = json.loads((run / "config.json").read_text())
+    last = history[-1]
+    facts = (f"{last['epoch']} epochs, {last['step']} steps, {last.get('samples_per_s', 0):.1f} samples/s; "
+             f"patch {config['train']['patch']}, batch {config['train']['batch']}, head {config['model']['head']}, "
+             f"width {config['model']['width']}, fold {config['train']['fold']}")  # fmt: skip
+    return f"<h2>Training</h2><p>{html.escape(facts)}</p>{_png(learning_curves(history, run.name))}"
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")
+
+
+def _metrics_section(rows: list[dict]) -> str:
+    by_case: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_case.setdefault(row["case_id"], {})[row["structure"]] = row
+    summary = ["<table><tr><th>structure</th><th>Dice mean ± std</th><th>Dice median</th><th>HD95 mm median</th>"
+               "<th>sensitivity</th><th>specificity</th><th>cases</th></tr>"]  # fmt: skip
+    for name in STRUCTURE_NAMES:
+        chosen = [r for r in rows if r["structure"] == name]
+        if not chosen:
+            continue
+        dice = np.array([_number(r["dice"]) for r in chosen])
+        hd95 = np.array([_number(r["hd95"]) for r in chosen])
+        sensitivity = np.nanmean([_number(r["sensitivity"]) for r in chosen])
+        specificity = np.nanmean([_number(r["specificity"]) for r in chosen])
+        summary.append(f"<tr><td>{name}</td><td>{np.nanmean(dice):.3f} ± {np.nanstd(dice):.3f}</td>"
+                       f"<td>{np.nanmedian(dice):.3f}</td><td>{np.nanmedian(hd95):.1f}</td><td>{sensitivity:.3f}</td>"
+                       f"<td>{specificity:.4f}</td><td>{len(chosen)}</td></tr>")  # fmt: skip
+    summary.append("</table>")
+    columns = [("dice", region) for region in REGIONS] + [("hd95", region) for region in REGIONS]
+    columns += [("volume_pred_ml", "WT"), ("volume_true_ml", "WT")]
+    header = "".join(f"<th>{html.escape(f'{metric} {name}')}</th>" for metric, name in columns)
+    body = []
+    for case_id, structures in sorted(by_case.items()):
+        cells = "".join(
+            f"<td>{_number(structures.get(name, {}).get(metric, 'nan')):.3f}</td>" for metric, name in columns
+        )
+        body.append(f"<tr><td>{html.escape(case_id)}</td>{cells}</tr>")
+    per_case = f'<table class="sortable"><tr><th>case</th>{header}</tr>{"".join(body)}</table>'
+    return (f"<h2>Evaluation</h2>{''.join(summary)}{_png(_box_plots(rows))}"
+            f"<h3>Per case</h3><p>Click a column to sort.</p>{per_case}")  # fmt: skip
+
+
+def _box_plots(rows: list[dict]):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    centre = tumour_centre(label, image.shape[1:])
-    figure, axes = plt.subplots(3, 4, figsize=(12, 9), facecolor="black")
-    for column, modality in enumerate(MODALITIES):
-        volume = image[column]
-        high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
-        for row, axis in enumerate((2, 1, 0)):  # axial, coronal, sagittal
-            index = [slice(None)] * 3
-            index[axis] = centre[axis]
-            ax = axes[row, column]
-            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high, aspect=_aspect(spacing, axis))
-            if label is not None:
-                ax.imshow(_display(label_rgba(label[tuple(index)])), aspect=_aspect(spacing, axis))
-            ax.set_axis_off()
-            if row == 0:
-                ax.set_title(modality, color="white")
-    if title:
-        figure.suptitle(title, color="white")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=80, facecolor="black", format="png")
-    plt.close(figure)
-    return Path(path)
-
-
-def save_learning_curves(history: list[dict], path: str | Path, title: str = "") -> Path:
-    """PNG of :func:`learning_curves` (written atomically)."""
-    import matplotlib.pyplot as plt
-
-    figure = learning_curves(history, title)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=90, format="png")
-    plt.close(figure)
-    return Path(path)
-
-
-def learning_curves(history: list[dict], title: str = ""):
-    """Figure of training/validation loss and validation Dice per region against the optimisation step.
-
-    Args:
-        history: ``history.jsonl`` entries of a run (glioseg.train.read_history).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axes, dice_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = [e["step"] for e in history]
-    loss_axes.plot(steps, [e["loss/train"] for e in history], label="train")
-    validated = [e for e in history if "loss/val" in e]
-    loss_axes.plot([e["step"] for e in validated], [e["loss/val"] for e in validated], "o-", label="validation")
-    loss_axes.set(xlabel="step", ylabel="loss", title="loss")
-    loss_axes.legend()
-    for region in ("WT", "TC", "ET"):
-        dice_axes.plot([e["step"] for e in validated], [e[f"dice/{region}"] for e in validated], "o-", label=region)
-    dice_axes.set(xlabel="step", ylabel="Dice", title="validation Dice", ylim=(0, 1))
-    dice_axes.grid(alpha=0.3)
-    dice_axes.legend()
-    if title:
-        figure.suptitle(title)
+    names = [n for n in STRUCTURE_NAMES if any(r["structure"] == n for r in rows)]
+    figure, (dice_axes, hd_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    dice_axes.boxplot([[_number(r["dice"]) for r in rows if r["structure"] == n] for n in names], tick_labels=names)
+    dice_axes.set(title="Dice per case", ylim=(0, 1.02))
+    regions = [n for n in REGIONS if n in names]
+    hd_axes.boxplot([[_number(r["hd95"]) for r in rows if r["structure"] == n] for n in regions], tick_labels=regions)
+    hd_axes.set(title="HD95 per case (mm)")
+    for axes in (dice_axes, hd_axes):
+        axes.grid(alpha=0.3)
     figure.tight_layout()
     return figure
 
 
-def plot_overlay(case, prediction, loc: tuple[int, int, int] | None = None, modality: str = "FLAIR"):
-    """Matplotlib figure: axial, coronal and sagittal slices through ``loc`` (voxel; default the tumour's centre),
-    ground truth on the top row and prediction below, over one modality (the original's ``predict_and_viz``).
+def _overlay_section(predictions: Path, rows: list[dict]) -> str:
+    from glioseg.predict import read_case_index
 
-    Args:
-        case: a ``glioseg.io.Case`` (its label is the ground truth; a case without one shows the image).
-        prediction: a label array or ``Prediction`` on the case's grid.
-    """
-    import matplotlib
+    index = {entry["case_id"]: entry for entry in read_case_index(predictions)}
+    if not index:
+        return "<h2>Cases</h2><p>No cases.json in the prediction folder (predicted with an older glioseg).</p>"
+    scores = {}
+    for row in rows:
+        if row["structure"] in REGIONS and row["case_id"] in index:
+            scores.setdefault(row["case_id"], []).append(_number(row["dice"]))
+    if scores:
+        ranked = sorted(scores, key=lambda case_id: float(np.nanmean(scores[case_id])), reverse=True)
+        chosen = [("best", c) for c in ranked[:BEST_WORST]] + [("worst", c) for c in ranked[BEST_WORST:][-BEST_WORST:]]
+        heading = "Best and worst cases (mean Dice over WT, TC, ET)"
+    else:
+        chosen = [("case", c) for c in sorted(index)[: 2 * BEST_WORST]]
+        heading = "Cases"
+    figures = []
+    for kind, case_id in chosen:
+        figure = _case_overlay(predictions, index[case_id])
+        score = f", mean Dice {np.nanmean(scores[case_id]):.3f}" if case_id in scores else ""
+        figures.append(f"<figure>{_png(figure)}<figcaption>{kind}: {html.escape(case_id)}{score}</figcaption></figure>")
+    return f"<h2>{heading}</h2>{''.join(figures)}"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    predicted = np.asarray(prediction)
-    volume = case.image[MODALITIES.index(modality)]
-    loc = loc or tumour_centre(case.label if case.label is not None else predicted, volume.shape)
-    high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
-    rows = [("ground truth", case.label), ("prediction", predicted)]
-    figure, axes = plt.subplots(2, 3, figsize=(11, 7.5), facecolor="black")
-    for row, (title, label) in enumerate(rows):
-        for column, (axis, plane) in enumerate(((2, "axial"), (1, "coronal"), (0, "sagittal"))):
-            index = [slice(None)] * 3
-            index[axis] = loc[axis]
-            ax = axes[row, column]
-            aspect = _aspect(case.spacing, axis)
-            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high, aspect=aspect)
-            if label is not None:
-                ax.imshow(_display(label_rgba(label[tuple(index)])), aspect=aspect)
-            ax.set_title(f"{title}, {plane} {loc[axis]}", color="white", fontsize=10)
-            ax.set_axis_off()
-    figure.suptitle(f"{case.case_id}  (edema green, core red, enhancing yellow)", color="white")
-    figure.tight_layout()
-    return figure
+def _case_overlay(predictions: Path, entry: dict):
+    import nibabel as nib
+
+    from glioseg.figures import plot_overlay
+    from glioseg.io import read_case
+    from glioseg.labels import get_convention
+
+    case = read_case(entry["source"])
+    mask = np.asarray(nib.load(predictions / entry["mask"]).dataobj)
+    return plot_overlay(case, get_convention(entry["mask_convention"]).to_internal(mask))
+
+
+def _volumes_section(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(row[c])}</td>" for c in columns) + "</tr>" for row in rows)
+    return f'<h2>Tumour volumes (mL, predicted)</h2><table class="sortable"><tr>{header}</tr>{body}</table>'
+
+
+SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(table => {
+  table.querySelectorAll("tr:first-child th").forEach((th, column) => {
+    th.addEventListener("click", () => {
+      const rows = Array.from(table.querySelectorAll("tr")).slice(1);
+      const up = th.dataset.order !== "up";
+      th.dataset.order = up ? "up" : "down";
+      const key = row => { const text = row.children[column].textContent; const n = parseFloat(text);
+                           return isNaN(n) ? text : n; };
+      rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (up ? 1 : -1));
+      rows.forEach(row => table.appendChild(row));
+    });
+  });
+});
+"""
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+th {{ background: #eee; cursor: pointer; }} td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }} figure {{ margin: 1em 0; }} .meta {{ color: #666; font-size: 0.85em; }}
+</style></head>
+<body><h1>{title}</h1><p class="meta">made {made} from {sources}</p>
+{body}
+<script>{script}</script></body></html>
+"""

@@ -9,7 +9,6 @@ as if never stopped.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -21,7 +20,9 @@ import torch
 import torch.distributed as dist
 
 from glioseg.config import RunConfig
+from glioseg.devices import choose_device, mixed_precision_dtype
 from glioseg.errors import InputError
+from glioseg.figures import save_learning_curves
 from glioseg.inference import ensemble_probabilities
 from glioseg.io import atomic_path, remove_stale_temporaries
 from glioseg.labels import CLASS_NAMES, REGIONS
@@ -31,11 +32,17 @@ from glioseg.metrics import case_metrics
 from glioseg.model import UNet3D
 from glioseg.postprocess import PostprocessConfig, clean_label, label_from_probabilities
 from glioseg.preprocess import CachedCase, cache_dataset
-from glioseg.report import save_learning_curves
+from glioseg.runs import (
+    CHECKPOINT_VERSION,
+    append_history,
+    load_checkpoint,
+    read_history,
+    save_checkpoint,
+    truncate_history,
+)
 from glioseg.sampling import PatchBatches, batch_loader
 from glioseg.splits import kfold_splits, read_splits, write_splits
 
-CHECKPOINT_VERSION = 1
 VALIDATION_SEED, VALIDATION_BATCHES = 10**6, 4
 
 
@@ -61,16 +68,6 @@ def setup_distributed(device: torch.device) -> Distributed:
     return Distributed(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def choose_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device", "CUDA was asked for but no GPU is visible", "use --device cpu or auto")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
 def poly_lr(step: int, total: int, exponent: float = 0.9) -> float:
     """nnU-Net's poly schedule factor: (1 - step/total) ** 0.9."""
     return (1 - min(step, total) / total) ** exponent
@@ -87,44 +84,6 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Opt
     raise ValueError(f"unknown optimizer {train.optimizer!r}; choose adamw or sgd")
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(state, temporary)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents, refusing truncated or foreign files with a clear error."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise InputError(path, "checkpoint not found", "give a run folder that holds last.pt or best.pt") from None
-    except Exception as error:  # torch raises many types for a damaged file
-        raise InputError(
-            path, f"unreadable checkpoint ({type(error).__name__}: {error})", "retrain or re-copy"
-        ) from None
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model" not in state:
-        raise InputError(path, "not a glioseg checkpoint", "give a checkpoint written by `glioseg train`")
-    return state
-
-
-def export_weights(run: Path, out: Path, onnx: bool = False) -> list[Path]:
-    """A run's best (else last) checkpoint, or a checkpoint file, without optimiser and RNG state (what prediction
-    needs, a third the size), and with ``onnx`` the network as ONNX beside it (``out`` with suffix ``.onnx``)."""
-    source = run if run.is_file() else run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
-    state = load_checkpoint(source)
-    slim = {key: state[key] for key in ("version", "config", "model", "epoch")}
-    slim["model"] = {name: tensor.contiguous() for name, tensor in state["model"].items()}
-    save_checkpoint(out, slim)
-    if not onnx:
-        return [out]
-    from glioseg.onnx_engine import export_onnx
-
-    config = RunConfig.from_dict(state["config"])
-    network = UNet3D(config.model)
-    network.load_state_dict(state["model"])
-    return [out, export_onnx(network, out.with_suffix(".onnx"), config.train.patch)]
-
-
 def _rng_states() -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
@@ -133,23 +92,6 @@ def _restore_rng(states: dict) -> None:
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
-
-
-def mixed_precision_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of training on ``device``: float16 on CUDA (with a gradient scaler); bfloat16 on a CPU
-    that computes it natively (AVX512-BF16 or AMX: training steps 1.4-1.8x faster, benchmarks/README.md); None
-    (float32) on other CPUs, where bfloat16 is emulated and slower."""
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "cpu" and cpu_has_native_bfloat16():
-        return torch.bfloat16
-    return None
-
-
-def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX512-BF16, AMX), which oneDNN's convolutions use."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch.cpu: absent -> False
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def make_grad_scaler(amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
@@ -312,7 +254,7 @@ def train(
     history_path = out / "history.jsonl"
     writer = None
     if place.main:
-        _truncate_history(history_path, start_epoch)
+        truncate_history(history_path, start_epoch)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(out / "tensorboard", purge_step=start_epoch * config.train.steps_per_epoch)
@@ -374,7 +316,7 @@ def train(
                     "epoch": epoch + 1,
                     "best": best,
                 }
-                _append_history(history_path, entry)  # before the checkpoint: a resume truncates it
+                append_history(history_path, entry)  # before the checkpoint: a resume truncates it
                 if entry.get("best"):
                     save_checkpoint(out / "best.pt", state)
                 save_checkpoint(out / "last.pt", state)
@@ -400,22 +342,6 @@ def load_pretrained(model: UNet3D, source: Path) -> None:
     model.load_state_dict(own)
 
 
-def _append_history(path: Path, entry: dict) -> None:
-    with open(path, "a") as stream:
-        stream.write(json.dumps(entry) + "\n")
-        stream.flush()
-        os.fsync(stream.fileno())
-
-
-def _truncate_history(path: Path, epochs: int) -> None:
-    """Drop history lines after the checkpointed epoch (written by a run killed before its checkpoint)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epochs]
-    with atomic_path(path) as temporary:
-        temporary.write_text("".join(line + "\n" for line in kept))
-
-
 def _log_scalars(writer, entry: dict) -> None:
     step = entry["step"]
     for key, value in entry.items():
@@ -424,8 +350,3 @@ def _log_scalars(writer, entry: dict) -> None:
         tag = key if "/" in key else f"train/{key}"
         writer.add_scalar(tag.replace("dice/", "val_dice/"), value, step)
     writer.flush()
-
-
-def read_history(run: str | Path) -> list[dict]:
-    path = Path(run) / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
