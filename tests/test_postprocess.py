@@ -1,8 +1,9 @@
 import numpy as np
 import torch
 
+from glioseg.config import PostprocessConfig
 from glioseg.labels import CORE, EDEMA, ENHANCING
-from glioseg.postprocess import PostprocessConfig, clean_label, label_from_probabilities, uncrop_probabilities
+from glioseg.postprocess import clean_label, label_from_probabilities, uncrop_probabilities
 
 
 def test_small_components_dropped_and_small_enhancing_becomes_core():

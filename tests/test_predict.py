@@ -14,11 +14,11 @@ import pytest
 
 import glioseg
 from conftest import glioseg_cli
+from glioseg.config import PostprocessConfig, PredictConfig
 from glioseg.errors import InputError
 from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
 from glioseg.layouts import LAYOUTS, find_cases
-from glioseg.postprocess import PostprocessConfig
-from glioseg.predict import PredictSettings, load_model, predict_cohort
+from glioseg.predict import load_model, predict_cohort
 
 SHAPE = (40, 40, 32)
 
@@ -51,7 +51,7 @@ def test_output_convention_round_trips(runs, cohort_factory, tmp_path, conventio
     model = load_model(runs[0], "cpu")
     case = glioseg.load_case(find_cases(data)[0])
     expected = model.predict(case).label
-    predict_cohort(model, [data], tmp_path, PredictSettings(labels=convention.name), progress=False)
+    predict_cohort(model, [data], tmp_path, PredictConfig(labels=convention.name), progress=False)
     written = np.asarray(nib.load(tmp_path / f"{case.case_id}.nii.gz").dataobj)
     np.testing.assert_array_equal(convention.to_internal(written), expected)
 

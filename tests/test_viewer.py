@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli, serving
+from glioseg.config import UploadLimits
 from glioseg.layouts import find_cases
 from glioseg.predict import load_model
 from glioseg.viewer.app import create_app
-from glioseg.viewer.uploads import UploadLimits, safe_name, sniff
+from glioseg.viewer.uploads import safe_name, sniff
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_hostile_or_wrong_uploads_are_refused_and_leave_nothing(model, tmp_path,
 
 
 def test_size_and_count_limits(model, tmp_path):
-    client = make_client(model, tmp_path, limits=UploadLimits(max_bytes=100_000, max_files=3))
+    client = make_client(model, tmp_path, limits=UploadLimits(max_upload_mb=100_000 / 1024**2, max_files=3))
     big = upload(client, [("big_flair.nii.gz", b"\x1f\x8b" + b"\0" * 200_000)])
     assert big.status_code == 413
     many = upload(client, [(f"c_{i}.nii.gz", nifti_bytes()) for i in range(5)])

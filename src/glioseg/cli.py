@@ -3,15 +3,27 @@ so that `glioseg --help` starts fast."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
+import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:  # imported inside the commands at run time (torch is slow to import)
-    from glioseg.postprocess import PostprocessConfig
+from glioseg.config import (
+    CACHE_DIR,
+    DEVICES,
+    EvaluateConfig,
+    ModelConfig,
+    PostprocessConfig,
+    PredictConfig,
+    PreprocessConfig,
+    TrainConfig,
+    UploadLimits,
+)
 
 app = typer.Typer(
     help="Brain tumour segmentation in multimodal MRI with a 3D U-Net.",
@@ -20,7 +32,67 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-DEFAULT_CACHE = Path.home() / ".cache" / "glioseg"
+
+
+def config_options(**configs: type | tuple[type, tuple[str, ...]]):
+    """Give a command one option per setting of each config dataclass (the fields marked with ``config.cli``: their
+    name, type, default and help), and call it with the dataclasses built from them.
+
+    ``configs`` maps the command's parameter name to the dataclass, or to ``(dataclass, fields left out)``.
+    Example: ``@config_options(model=ModelConfig) def train(data: Path, model: ModelConfig)`` gives ``--width``,
+    ``--depth``, ... and ``train`` receives ``model=ModelConfig(width=..., depth=..., ...)``.
+    """
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)  # typer reads the annotations of the signature given
+        kept = [p for name, p in signature.parameters.items() if name not in configs]
+        generated, owner = [], {}
+        kinds = {parameter: spec[0] if isinstance(spec, tuple) else spec for parameter, spec in configs.items()}
+        for parameter, spec in configs.items():
+            kind, left_out = kinds[parameter], spec[1] if isinstance(spec, tuple) else ()
+            hints = typing.get_type_hints(kind)
+            for setting in dataclasses.fields(kind):
+                if "help" not in setting.metadata or setting.name in left_out:
+                    continue
+                options = dict(setting.metadata)
+                flag = options.pop("flag", None)
+                kind_of_value = hints[setting.name]
+                if "parser" in options:  # the option reads text, the field's parser makes the value
+                    options["parser"] = _usage_errors(options["parser"])
+                    kind_of_value = str | None  # typer takes one type (no unions of several)
+                annotation = Annotated[kind_of_value, typer.Option(*([flag] if flag else []), **options)]
+                generated.append(inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY,
+                                                   default=setting.default, annotation=annotation))  # fmt: skip
+                owner[setting.name] = parameter
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            values: dict[str, dict] = {parameter: {} for parameter in configs}
+            for name, parameter in owner.items():
+                values[parameter][name] = kwargs.pop(name)
+            return command(*args, **kwargs, **{p: kinds[p](**v) for p, v in values.items()})
+
+        wrapper.__signature__ = signature.replace(parameters=kept + generated)
+        wrapper.__annotations__ = {p.name: p.annotation for p in kept + generated}
+        return wrapper
+
+    return decorate
+
+
+def _usage_errors(parser):
+    """A field's parser whose ValueError becomes typer's usage error (exit status 2, naming the option)."""
+
+    @functools.wraps(parser)
+    def parse(value):
+        try:
+            return parser(value)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return parse
+
+
+Device = Annotated[str, typer.Option(help=DEVICES)]
 
 
 def reports_input_errors(command):
@@ -122,109 +194,33 @@ def sample_data(
 
 @app.command()
 @reports_input_errors
+@config_options(preprocess=PreprocessConfig, model=ModelConfig, settings=TrainConfig)
 def train(
     data: Annotated[Path, typer.Argument(help="Labelled dataset folder (any layout).")],
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
-    fold: Annotated[str, typer.Option(help="Fold to hold out for validation, or 'all' to train on every case.")] = "0",
-    folds: Annotated[int, typer.Option(min=2, help="Number of cross-validation folds (by patient).")] = 5,
-    epochs: Annotated[int, typer.Option(min=1)] = 50,
-    steps_per_epoch: Annotated[int, typer.Option(min=1)] = 50,
-    patch: Annotated[tuple[int, int, int], typer.Option(help="Patch size X Y Z (multiple of 2**(depth-1)).")] = (
-        64,
-        64,
-        64,
-    ),
-    batch: Annotated[int, typer.Option(min=1)] = 2,
-    foreground_fraction: Annotated[
-        float, typer.Option(min=0, max=1, help="Share of patches centred on tumour (classes balanced).")
-    ] = 1 / 3,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    seed: Annotated[int, typer.Option()] = 0,
+    preprocess: PreprocessConfig,
+    model: ModelConfig,
+    settings: TrainConfig,
+    device: Device = "auto",
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     init_from: Annotated[Path | None, typer.Option(help="Start from another run's weights (fine-tune).")] = None,
-    width: Annotated[int, typer.Option(min=1, help="Channels at full resolution.")] = 16,
-    depth: Annotated[int, typer.Option(min=2, help="Resolution levels of the U-Net.")] = 4,
-    head: Annotated[str, typer.Option(help="regions (3 sigmoid: WT, TC, ET) | classes (4 softmax)")] = "regions",
-    deep_supervision: Annotated[bool, typer.Option()] = False,
-    loss: Annotated[str, typer.Option(help="dice | dice_bce | dice_ce")] = "dice_bce",
-    optimizer: Annotated[str, typer.Option(help="adamw | sgd")] = "adamw",
-    lr: Annotated[float, typer.Option(help="Initial learning rate (poly decay).")] = 3e-3,
-    spacing: Annotated[tuple[float, float, float] | None, typer.Option(help="Resample to this voxel size, mm.")] = None,
-    augment: Annotated[bool, typer.Option(help="Spatial and intensity augmentation.")] = True,
-    validate_every: Annotated[int, typer.Option(min=1, help="Epochs between validations.")] = 5,
-    workers: Annotated[int, typer.Option(min=0, help="Loader processes.")] = 1,
-    amp: Annotated[
-        bool, typer.Option(help="Mixed precision: float16 on CUDA, bfloat16 on a CPU that has it natively.")
-    ] = True,
-    cache: Annotated[Path, typer.Option(help="Preprocessed-data cache.")] = DEFAULT_CACHE,
-    extra_data: Annotated[
-        Path | None,
-        typer.Option(help="Labelled cases added to every fold's training set, never validated on (phantoms, say)."),
-    ] = None,
+    cache: Annotated[Path, typer.Option(help="Preprocessed-data cache.")] = CACHE_DIR,
 ) -> None:
     """Train a 3D U-Net on one fold of a labelled dataset; checkpoints every epoch, TensorBoard in OUT.
 
     Example: glioseg train phantoms --out runs/p0 --epochs 20 --steps-per-epoch 40 --patch 64 64 64
     Distributed: torchrun --nproc-per-node 2 -m glioseg train DATA --out RUN ...
     """
-    from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
-    from glioseg.losses import LOSSES
+    from glioseg.config import RunConfig
     from glioseg.train import train as run_training
 
-    if head not in ("regions", "classes"):
-        raise typer.BadParameter("choose regions or classes", param_hint="--head")
-    if loss not in LOSSES or (head == "classes") != (loss == "dice_ce"):
-        raise typer.BadParameter("regions go with dice or dice_bce, classes with dice_ce", param_hint="--loss")
-    if any(p % 2 ** (depth - 1) for p in patch):
-        raise typer.BadParameter(f"each size must be a multiple of {2 ** (depth - 1)}", param_hint="--patch")
-    if fold != "all" and not (fold.isdigit() and int(fold) < folds):
-        raise typer.BadParameter(f"give 0 to {folds - 1} (below --folds), or all", param_hint="--fold")
-    config = RunConfig(
-        preprocess=PreprocessConfig(spacing_mm=spacing),
-        model=ModelConfig(head=head, width=width, depth=depth, deep_supervision=deep_supervision),
-        train=TrainConfig(
-            patch=patch, batch=batch, epochs=epochs, steps_per_epoch=steps_per_epoch, optimizer=optimizer,
-            foreground_fraction=foreground_fraction,
-            learning_rate=lr, loss=loss, augment=augment, folds=folds, seed=seed, validate_every=validate_every,
-            fold=None if fold == "all" else int(fold), workers=workers, amp=amp,
-            extra_data=str(extra_data) if extra_data else None,
-        ),
-    )  # fmt: skip
+    config = RunConfig(preprocess=preprocess, model=model, train=settings)
     entry = run_training(data, out, config, device=device, resume=resume, init_from=init_from, cache_root=cache)
     if entry and "dice/mean_regions" in entry:
         console.print(
             f"epoch {entry['epoch']}: validation Dice WT {entry['dice/WT']:.3f} TC {entry['dice/TC']:.3f} "
             f"ET {entry['dice/ET']:.3f}; run in {out}"
         )
-
-
-def _window(text: str | None) -> tuple[int, int, int] | str | None:
-    """``--window``: None, ``whole`` or ``X,Y,Z``."""
-    if text is None or text == "whole":
-        return text
-    try:
-        x, y, z = (int(v) for v in text.split(","))
-    except ValueError:
-        raise typer.BadParameter("give X,Y,Z (e.g. 64,64,64) or whole", param_hint="--window") from None
-    return (x, y, z)
-
-
-MinComponentMl = Annotated[
-    float | None,
-    typer.Option(min=0.0, help="Drop tumour components smaller than this, mL (default 0.1; 0 keeps every one)."),
-]
-MinEnhancingMl = Annotated[
-    float | None,
-    typer.Option(min=0.0, help="A whole enhancing tumour under this many mL becomes core (default 0.5; 0: never)."),
-]
-
-
-def _postprocess(min_component_ml: float | None, min_enhancing_ml: float | None) -> PostprocessConfig:
-    """The cleaning rules of ``--min-component-ml`` and ``--min-enhancing-ml``; those not given keep glioseg's."""
-    from glioseg.postprocess import PostprocessConfig
-
-    given = {"min_component_ml": min_component_ml, "min_enhancing_ml": min_enhancing_ml}
-    return PostprocessConfig(**{name: value for name, value in given.items() if value is not None})
 
 
 def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -235,55 +231,50 @@ def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 
 @app.command()
 @reports_input_errors
+@config_options(settings=PredictConfig, postprocess=PostprocessConfig)
 def predict(
     paths: Annotated[
         list[Path], typer.Argument(help="[RUN ...] INPUT ...: runs (none: the shipped model), then cases or datasets.")
     ],  # fmt: skip
     out: Annotated[Path, typer.Option("--out", help="Folder for the masks, volumes.csv and predict.json.")],
-    labels: Annotated[str | None, typer.Option(help="msd | brats2021 | brats2023 (default: each input's own)")] = None,
-    tta: Annotated[bool, typer.Option(help="Mirror test-time augmentation (8 flips).")] = False,
-    overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="Sliding-window overlap.")] = 0.5,
-    window: Annotated[str | None, typer.Option(help="Window: X,Y,Z or 'whole' (default: the training patch).")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    save_probabilities: Annotated[bool, typer.Option(help="Also write <case>_probabilities.nii.gz.")] = False,
+    settings: PredictConfig,
+    postprocess: PostprocessConfig,
+    device: Device = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace predictions made with other settings.")] = False,
-    engine: Annotated[str, typer.Option(help="torch | onnx (ONNX Runtime; needs glioseg export --onnx)")] = "torch",
-    min_component_ml: MinComponentMl = None,
-    min_enhancing_ml: MinEnhancingMl = None,
+    engine: Annotated[
+        typing.Literal["torch", "onnx"], typer.Option(help="onnx: ONNX Runtime, with what glioseg export --onnx wrote.")
+    ] = "torch",
 ) -> None:
     """Segment cases with trained runs (several runs ensemble); masks keep the input's grid and header.
 
     Without RUN the shipped model (trained on real BraTS 2018 cases) is used: glioseg predict CASE --out DIR
     Example: glioseg predict runs/fold0 runs/fold1 ../shared/data/brats2018-sample --out predictions --tta
     """
-    from glioseg.labels import CONVENTIONS
-    from glioseg.predict import PredictSettings, load_model, predict_cohort
+    from glioseg.predict import load_model, predict_cohort
 
     runs, inputs = _split_runs(paths)
     if not inputs:
         raise typer.BadParameter("give at least one case or dataset folder after the runs")
-    if labels is not None and labels not in CONVENTIONS:
-        raise typer.BadParameter(f"choose one of {', '.join(CONVENTIONS)}", param_hint="--labels")
-    if engine not in ("torch", "onnx"):
-        raise typer.BadParameter("choose torch or onnx", param_hint="--engine")
     model = load_model(runs or None, device, engine)
-    postprocess = _postprocess(min_component_ml, min_enhancing_ml)
-    settings = PredictSettings(labels=labels, tta=tta, overlap=overlap, save_probabilities=save_probabilities,
-                               window=_window(window), postprocess=postprocess)  # fmt: skip
+    settings = dataclasses.replace(settings, postprocess=postprocess)
     masks = predict_cohort(model, inputs, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
 
 
 @app.command()
 @reports_input_errors
+@config_options(settings=EvaluateConfig)
 def evaluate(
     pred_dir: Annotated[Path, typer.Argument(help="Folder of <case_id>.nii.gz predictions.")],
     gt_dir: Annotated[Path, typer.Argument(help="Dataset folder with the ground-truth labels (any layout).")],
+    settings: EvaluateConfig,
     out: Annotated[Path, typer.Option("--out", help="Per-case CSV; the summary goes beside it as .json.")] = Path(
         "metrics.csv"
     ),
-    pred_labels: Annotated[str | None, typer.Option(help="Convention of the predictions if not glioseg's.")] = None,
-    tolerance: Annotated[float, typer.Option(help="Surface Dice tolerance, mm.")] = 1.0,
+    pred_labels: Annotated[
+        typing.Literal["msd", "brats2021", "brats2023"] | None,
+        typer.Option(help="Convention of the predictions if not what their predict.json says."),
+    ] = None,
 ) -> None:
     """Dice, HD95, surface Dice, sensitivity, specificity and volumes per case, region and class.
 
@@ -292,7 +283,7 @@ def evaluate(
     from glioseg.evaluate import evaluate as run_evaluation
     from glioseg.evaluate import write_results
 
-    rows, summary = run_evaluation(pred_dir, gt_dir, pred_labels, tolerance)
+    rows, summary = run_evaluation(pred_dir, gt_dir, pred_labels, settings.tolerance_mm)
     csv_path, json_path = write_results(rows, summary, out)
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
@@ -336,25 +327,21 @@ def export(
 
 @app.command()
 @reports_input_errors
+@config_options(settings=(PredictConfig, ("labels", "save_probabilities")), postprocess=PostprocessConfig)
 def crossval(
     runs: Annotated[list[Path], typer.Argument(help="The fold runs (each trained with --fold K on DATA).")],
     data: Annotated[Path, typer.Option("--data", help="The labelled dataset they were trained on.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for predictions and metrics.")],
-    tta: Annotated[bool, typer.Option(help="Average the 8 mirrored copies.")] = False,
-    window: Annotated[str | None, typer.Option(help="Window: X,Y,Z or 'whole' (default: the training patch).")] = None,
-    min_component_ml: MinComponentMl = None,
-    min_enhancing_ml: MinEnhancingMl = None,
+    settings: PredictConfig,
+    postprocess: PostprocessConfig,
 ) -> None:
     """Cross-validate: each case predicted by the fold run that held it out, then all evaluated together.
 
     Example: glioseg crossval runs/fold0 runs/fold1 runs/fold2 runs/fold3 --data DATA --out cv
     """
     from glioseg.crossval import cross_validate
-    from glioseg.predict import PredictSettings
 
-    postprocess = _postprocess(min_component_ml, min_enhancing_ml)
-    settings = PredictSettings(tta=tta, window=_window(window), postprocess=postprocess)
-    csv_path, json_path = cross_validate(runs, data, out, settings)
+    csv_path, json_path = cross_validate(runs, data, out, dataclasses.replace(settings, postprocess=postprocess))
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
 
@@ -380,6 +367,7 @@ def report(
 
 @app.command()
 @reports_input_errors
+@config_options(limits=UploadLimits)
 def serve(
     runs: Annotated[
         list[Path] | None, typer.Argument(help="Run folder(s) to segment with (default: shipped model).")
@@ -387,8 +375,9 @@ def serve(
     predictions: Annotated[list[Path] | None, typer.Option(help="Prediction folder(s) to list in the viewer.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it to this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest upload accepted.")] = 512,
+    *,
+    limits: UploadLimits,
+    device: Device = "auto",
 ) -> None:
     """The web viewer: upload a case, watch it being segmented, explore it in 3D (NiiVue) and download the mask.
 
@@ -399,14 +388,12 @@ def serve(
     from glioseg.errors import InputError
     from glioseg.predict import load_model
     from glioseg.viewer.app import create_app
-    from glioseg.viewer.uploads import UploadLimits
 
     for folder in predictions or []:
         if not (folder / "cases.json").exists():
             raise InputError(folder, "no cases.json here", "give a folder written by glioseg predict")
     model = load_model(runs or None, device)  # fail now, not at the first upload
-    app = create_app(lambda: model, list(predictions or []),
-                     limits=UploadLimits(max_bytes=max_upload_mb * 1024**2))  # fmt: skip
+    app = create_app(lambda: model, list(predictions or []), limits=limits)
     console.print(f"viewer on http://{host}:{port} (Ctrl+C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

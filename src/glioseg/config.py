@@ -1,7 +1,9 @@
-"""Frozen configurations with defaults that work; saved as ``config.json`` beside every model.
+"""Every setting glioseg has, with its default, in frozen dataclasses; the one place each default is written.
 
-A run folder's ``config.json`` holds everything needed to rebuild the preprocessing and the model, so
-a checkpoint folder alone is enough to predict.
+A run folder's ``config.json`` holds a ``RunConfig`` (everything needed to rebuild the preprocessing and the
+model), so a checkpoint folder alone is enough to predict. A field whose metadata is made by :func:`cli` is also a
+command-line option: ``cli.py`` builds the option from the field (its name, type, default and that help), so the
+``--help`` text and the library's default cannot drift apart. Literal types are the allowed choices.
 """
 
 from __future__ import annotations
@@ -10,6 +12,43 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+HEADS = ("regions", "classes")
+LOSSES = ("dice", "dice_bce", "dice_ce")
+OPTIMIZERS = ("adamw", "sgd")
+DEVICES = "auto | cpu | cuda | cuda:N"
+"""What ``--device`` accepts (devices.choose_device)."""
+CACHE_DIR = Path.home() / ".cache" / "glioseg"
+"""Where preprocessed training data are cached (``glioseg train --cache`` chooses another)."""
+
+
+def cli(help: str, **option) -> dict:
+    """Field metadata that makes a setting a command-line option (``option``: typer.Option arguments: ``flag``
+    for a name other than the field's, ``min``, ``max``, ``parser``, ``metavar``)."""
+    return {"help": help, **option}
+
+
+def parse_fold(text: str | int | None) -> int | None:
+    """``--fold``: a fold number, or ``all`` (None: every case trains, none is held out)."""
+    if text is None or isinstance(text, int):
+        return text
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise ValueError(f"{text!r} is neither a fold number nor 'all'")
+    return int(text)
+
+
+def parse_window(text: str | tuple | None) -> tuple[int, int, int] | str | None:
+    """``--window``: ``X,Y,Z`` voxels, or ``whole`` (one window over the cropped brain)."""
+    if text is None or isinstance(text, tuple) or text == "whole":
+        return text
+    try:
+        x, y, z = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{text!r}: give X,Y,Z (e.g. 64,64,64) or whole") from None
+    return (x, y, z)
 
 
 @dataclass(frozen=True)
@@ -22,7 +61,9 @@ class PreprocessConfig:
         crop_margin: voxels kept around the brain's bounding box.
     """
 
-    spacing_mm: tuple[float, float, float] | None = None
+    spacing_mm: tuple[float, float, float] | None = field(
+        default=None, metadata=cli("Resample to this voxel size, mm (default: the files' grid).", flag="--spacing")
+    )
     crop_margin: int = 2
 
 
@@ -31,11 +72,13 @@ class ModelConfig:
     """The 3D U-Net (Cicek et al. 2016): ``depth`` resolution levels, ``width * 2**level`` channels."""
 
     in_channels: int = 4
-    head: str = "regions"  # "regions": 3 sigmoid logits WT, TC, ET; "classes": 4 softmax logits
-    width: int = 16
-    depth: int = 4
+    head: Literal[HEADS] = field(
+        default="regions", metadata=cli("regions: 3 sigmoid outputs WT, TC, ET; classes: 4 softmax outputs.")
+    )
+    width: int = field(default=16, metadata=cli("Channels at full resolution.", min=1))
+    depth: int = field(default=4, metadata=cli("Resolution levels of the U-Net.", min=2))
     max_width: int = 256
-    deep_supervision: bool = False
+    deep_supervision: bool = field(default=False, metadata=cli("A loss at every decoder level, not only the last."))
 
     @property
     def out_channels(self) -> int:
@@ -46,23 +89,40 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, sampling and validation settings of one training run."""
 
-    patch: tuple[int, int, int] = (64, 64, 64)
-    batch: int = 2
-    epochs: int = 50
-    steps_per_epoch: int = 50
-    foreground_fraction: float = 1 / 3
-    optimizer: str = "adamw"  # or "sgd" (momentum 0.99, nesterov, as nnU-Net)
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-5
-    loss: str = "dice_bce"  # "dice", "dice_bce" (regions) or "dice_ce" (classes)
-    augment: bool = True
-    folds: int = 5
-    fold: int | None = 0  # None: train on every case, validate on none (the final model)
-    seed: int = 0
-    validate_every: int = 5
-    workers: int = 1
-    amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bfloat16 (train.py)
-    extra_data: str | None = None  # a labelled folder whose cases join every fold's training set, never validated
+    patch: tuple[int, int, int] = field(
+        default=(64, 64, 64), metadata=cli("Patch size X Y Z, voxels (multiples of 2**(depth-1)).")
+    )
+    batch: int = field(default=2, metadata=cli("Patches per step.", min=1))
+    epochs: int = field(default=50, metadata=cli("Epochs to train.", min=1))
+    steps_per_epoch: int = field(default=50, metadata=cli("Optimisation steps per epoch.", min=1))
+    foreground_fraction: float = field(
+        default=1 / 3, metadata=cli("Share of patches centred on tumour (classes balanced).", min=0.0, max=1.0)
+    )
+    optimizer: Literal[OPTIMIZERS] = field(
+        default="adamw", metadata=cli("adamw, or sgd (momentum 0.99, Nesterov, as nnU-Net).")
+    )
+    learning_rate: float = field(default=3e-3, metadata=cli("Initial learning rate (poly decay).", flag="--lr"))
+    weight_decay: float = field(default=1e-5, metadata=cli("Weight decay of the optimiser.", min=0.0))
+    loss: Literal[LOSSES] = field(
+        default="dice_bce", metadata=cli("dice or dice_bce with the regions head, dice_ce with the classes head.")
+    )
+    augment: bool = field(default=True, metadata=cli("Spatial and intensity augmentation."))
+    folds: int = field(default=5, metadata=cli("Cross-validation folds, split by patient.", min=2))
+    fold: int | None = field(
+        default=0,
+        metadata=cli("Fold held out for validation, or 'all' to train on every case.", parser=parse_fold,
+                     metavar="K|all"),
+    )  # fmt: skip
+    seed: int = field(default=0, metadata=cli("Seeds the splits, the weights and every batch."))
+    validate_every: int = field(default=5, metadata=cli("Epochs between validations.", min=1))
+    workers: int = field(default=1, metadata=cli("Loader processes.", min=0))
+    amp: bool = field(
+        default=True, metadata=cli("Mixed precision: float16 on CUDA, bfloat16 on a CPU that has it natively.")
+    )
+    extra_data: str | None = field(
+        default=None,
+        metadata=cli("Labelled cases added to every fold's training set, never validated on (phantoms, say)."),
+    )
 
 
 @dataclass(frozen=True)
@@ -97,3 +157,64 @@ class RunConfig:
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Cleaning rules, in mL so that they mean the same at any voxel size.
+
+    Attributes:
+        min_component_ml: tumour components (26-connected, whole tumour) smaller than this are dropped.
+        min_enhancing_ml: if the whole predicted enhancing tumour is smaller than this, it becomes core: a
+            few enhancing voxels in a non-enhancing tumour cost a BraTS ET Dice of 0 (empty truth, non-empty
+            prediction), so teams relabel them (Isensee et al. 2021 used 750 voxels = 0.75 mL at 1 mm).
+    """
+
+    min_component_ml: float = field(
+        default=0.1, metadata=cli("Drop tumour components smaller than this, mL (0 keeps every one).", min=0.0)
+    )
+    min_enhancing_ml: float = field(
+        default=0.5, metadata=cli("A whole enhancing tumour under this many mL becomes core (0: never).", min=0.0)
+    )
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """How cases are predicted (``glioseg predict``, ``crossval``, the Python API's ``Model.predict``)."""
+
+    labels: Literal["msd", "brats2021", "brats2023"] | None = field(
+        default=None, metadata=cli("Label convention of the masks (default: each input's own).")
+    )
+    tta: bool = field(default=False, metadata=cli("Mirror test-time augmentation (average of 8 flips)."))
+    overlap: float = field(
+        default=0.5, metadata=cli("Sliding-window overlap (nnU-Net's default 0.5).", min=0.0, max=0.9)
+    )
+    window: tuple[int, int, int] | str | None = field(
+        default=None,
+        metadata=cli("Window: X,Y,Z or 'whole' (default: the training patch).", parser=parse_window,
+                     metavar="X,Y,Z|whole"),
+    )  # fmt: skip
+    save_probabilities: bool = field(default=False, metadata=cli("Also write <case>_probabilities.nii.gz."))
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How predictions are scored (``glioseg evaluate``)."""
+
+    tolerance_mm: float = field(default=1.0, metadata=cli("Surface Dice tolerance, mm.", flag="--tolerance", min=0.0))
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Bounds on one upload to the viewer; a BraTS case is four files of 2-15 MB each (gzip)."""
+
+    max_upload_mb: float = field(default=512, metadata=cli("Largest upload accepted, MB.", min=0.01))
+    max_files: int = 8
+    max_unpacked_bytes: int = 2 * 1024**3  # all NIfTI files after unzipping
+    max_zip_entries: int = 32
+
+    @property
+    def max_bytes(self) -> int:
+        """The whole request, bytes."""
+        return int(self.max_upload_mb * 1024**2)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glioseg.config import RunConfig
+from glioseg.config import PredictConfig, RunConfig
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate, write_results
 from glioseg.io import atomic_path, read_case, remove_stale_temporaries, write_label
 from glioseg.layouts import find_cases
-from glioseg.predict import PredictSettings, load_model, write_case_index, write_volumes
+from glioseg.predict import load_model, write_case_index, write_volumes
 from glioseg.splits import read_splits
 
 
@@ -41,13 +41,12 @@ def held_out_cases(runs: list[Path]) -> dict[str, Path]:
 
 
 def cross_validate(
-    runs: list[Path], data: Path, out: Path, settings: PredictSettings | None = None, progress: bool = True
+    runs: list[Path], data: Path, out: Path, settings: PredictConfig = PredictConfig(), progress: bool = True
 ) -> tuple[Path, Path]:
     """Predict each held-out case with its fold's run, evaluate them all; returns the metrics CSV and JSON."""
     from rich.progress import track
 
     runs, data, out = [Path(r) for r in runs], Path(data), Path(out)
-    settings = settings or PredictSettings()
     owner = held_out_cases(runs)
     cases = [c for c in find_cases(data) if c.label is not None]
     missing = sorted(c.case_id for c in cases if c.case_id not in owner)
@@ -65,8 +64,7 @@ def cross_validate(
         run = owner[files.case_id]
         models[run] = models.get(run) or load_model(run / "last.pt")  # not best.pt: chosen on these very cases
         case = read_case(files)
-        prediction = models[run].predict(case, settings.tta, settings.overlap, settings.postprocess,
-                                         window=settings.window)  # fmt: skip
+        prediction = models[run].predict(case, settings)
         write_label(mask, prediction.label, case, files.convention)
     write_volumes(predictions, cases, settings)
     write_case_index(predictions, cases, settings)

@@ -49,11 +49,12 @@ class DemoSettings:
 
 def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool = True) -> dict[str, Path]:
     """Run (or finish) the demo in ``out``; returns the paths of what it made."""
+    from glioseg.config import PredictConfig
     from glioseg.evaluate import evaluate, write_results
     from glioseg.figures import plot_overlay
     from glioseg.io import read_case
     from glioseg.layouts import find_cases
-    from glioseg.predict import PredictSettings, load_model, predict_cohort
+    from glioseg.predict import load_model, predict_cohort
     from glioseg.report import ReportInputs, write_report
     from glioseg.runs import load_checkpoint
     from glioseg.synth import write_cohort
@@ -71,7 +72,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
               cache_root=out / "cache", progress=progress)  # fmt: skip
     model = load_model(run)
     predictions = out / "predictions"
-    predict_cohort(model, [held_out], predictions, PredictSettings(), progress=progress)
+    predict_cohort(model, [held_out], predictions, PredictConfig(), progress=progress)
     rows, summary = evaluate(predictions, held_out)
     metrics, summary_path = write_results(rows, summary, out / "metrics.csv")
     first = find_cases(held_out)[0]
@@ -110,8 +111,9 @@ def run_real_demo(out: Path, sample_dir: Path | None = None, progress: bool = Tr
     """The shipped model on the public BraTS 2018 sample: get it (or use ``sample_dir``), predict every case,
     evaluate against the expert labels, write the report. The shipped model was trained on these 12 cases,
     so these scores are optimistic; MODEL_CARD.md gives the cross-validated ones."""
+    from glioseg.config import PredictConfig
     from glioseg.evaluate import evaluate, write_results
-    from glioseg.predict import PredictSettings, load_model, predict_cohort
+    from glioseg.predict import load_model, predict_cohort
     from glioseg.report import ReportInputs, write_report
     from glioseg.sample_data import fetch_sample
 
@@ -121,7 +123,7 @@ def run_real_demo(out: Path, sample_dir: Path | None = None, progress: bool = Tr
         fetch_sample(sample)
     model = load_model()
     predictions = out / "predictions"
-    predict_cohort(model, [sample], predictions, PredictSettings(), progress=progress)
+    predict_cohort(model, [sample], predictions, PredictConfig(), progress=progress)
     rows, summary = evaluate(predictions, sample)
     metrics, summary_path = write_results(rows, summary, out / "metrics.csv")
     title = "glioseg demo: shipped model on the BraTS 2018 sample (its training cases: optimistic scores)"

@@ -6,9 +6,8 @@ import re
 
 import torch
 
+from glioseg.config import DEVICES
 from glioseg.errors import InputError
-
-DEVICES = "auto | cpu | cuda | cuda:N"
 
 
 def choose_device(name: str, local_rank: int = 0) -> torch.device:

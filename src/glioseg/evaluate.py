@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from glioseg.config import EvaluateConfig
 from glioseg.errors import InputError
 from glioseg.io import atomic_path, grid_mismatch, open_nifti, read_label
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, LabelValueError
 from glioseg.layouts import CaseFiles, find_cases
-from glioseg.metrics import NSD_TOLERANCE_MM, case_metrics
+from glioseg.metrics import case_metrics
 
 METRICS = ("dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml", "volume_diff_ml")
 
@@ -55,7 +56,7 @@ def evaluate(
     pred_dir: str | Path,
     gt_dir: str | Path,
     pred_labels: str | None = None,
-    tolerance_mm: float = NSD_TOLERANCE_MM,
+    tolerance_mm: float = EvaluateConfig.tolerance_mm,
     workers: int = 2,
 ) -> tuple[list[dict], dict]:
     """Evaluate every labelled case of ``gt_dir`` against ``pred_dir/<case_id>.nii.gz``.

@@ -76,7 +76,7 @@ def window_probabilities(
     model: UNet3D,
     image: torch.Tensor,
     patch: tuple[int, int, int],
-    overlap: float = 0.5,
+    overlap: float,
     flip: tuple[int, ...] = (),
     batch: int = 2,
 ) -> torch.Tensor:
@@ -85,7 +85,7 @@ def window_probabilities(
     Args:
         image: ``float32 (1, 4, x, y, z)`` on the model's device; any size (padded to ``patch`` if smaller).
         patch: window size, a multiple of the model's divisor.
-        overlap: fraction of a window shared with its neighbour (0.5 = nnU-Net's default, 0.25 = cheap).
+        overlap: fraction of a window shared with its neighbour (config.PredictConfig.overlap).
         flip: spatial dims to mirror before predicting (undone after).
 
     Returns:
@@ -102,7 +102,7 @@ def ensemble_probabilities(
     models: Sequence[UNet3D],
     image: np.ndarray | torch.Tensor,
     patch: tuple[int, int, int],
-    overlap: float = 0.5,
+    overlap: float,
     mirror: bool = False,
     batch: int = 2,
     device: str | torch.device = "cpu",

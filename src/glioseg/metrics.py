@@ -18,10 +18,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from glioseg.config import EvaluateConfig
 from glioseg.labels import CLASS_NAMES, REGION_CLASSES, STRUCTURE_NAMES
 
 EMPTY_HD95 = 374.0
-NSD_TOLERANCE_MM = 1.0
 _SIX_NEIGHBOURS = ndimage.generate_binary_structure(3, 1)
 
 
@@ -75,7 +75,10 @@ def surface_distances(
 
 
 def hd95_and_nsd(
-    prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...], tolerance_mm: float = NSD_TOLERANCE_MM
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    spacing: tuple[float, ...],
+    tolerance_mm: float = EvaluateConfig.tolerance_mm,
 ) -> tuple[float, float]:
     """HD95 in mm and normalised surface Dice at ``tolerance_mm`` (BraTS empty-mask conventions)."""
     empty_p, empty_t = not prediction.any(), not truth.any()
@@ -96,7 +99,7 @@ def case_metrics(
     truth: np.ndarray,
     spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
     distances: bool = True,
-    tolerance_mm: float = NSD_TOLERANCE_MM,
+    tolerance_mm: float = EvaluateConfig.tolerance_mm,
 ) -> dict[str, dict[str, float]]:
     """All metrics for one case.
 

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from glioseg.config import PostprocessConfig
 from glioseg.labels import CORE, ENHANCING, label_from_regions
-
-
-@dataclass(frozen=True)
-class PostprocessConfig:
-    """Cleaning rules, in mL so that they mean the same at any voxel size.
-
-    Attributes:
-        min_component_ml: tumour components (26-connected, whole tumour) smaller than this are dropped.
-        min_enhancing_ml: if the whole predicted enhancing tumour is smaller than this, it becomes core: a
-            few enhancing voxels in a non-enhancing tumour cost a BraTS ET Dice of 0 (empty truth, non-empty
-            prediction), so teams relabel them (Isensee et al. 2021 used 750 voxels = 0.75 mL at 1 mm).
-    """
-
-    min_component_ml: float = 0.1
-    min_enhancing_ml: float = 0.5
 
 
 def label_from_probabilities(probabilities: torch.Tensor, head: str, threshold: float = 0.5) -> np.ndarray:

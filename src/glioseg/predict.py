@@ -11,6 +11,7 @@ each process takes every N-th case.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from glioseg.config import RunConfig
+from glioseg.config import PredictConfig, RunConfig
 from glioseg.devices import choose_device
 from glioseg.errors import InputError
 from glioseg.inference import ensemble_probabilities
@@ -32,7 +33,6 @@ from glioseg.layouts import CaseFiles, find_cases, locate_case
 from glioseg.metrics import volumes_ml
 from glioseg.model import UNet3D
 from glioseg.postprocess import (
-    PostprocessConfig,
     clean_label,
     label_from_probabilities,
     to_crop_grid,
@@ -42,7 +42,6 @@ from glioseg.postprocess import (
 from glioseg.preprocess import preprocess_case
 from glioseg.runs import checkpoint_path, load_checkpoint
 
-DEFAULT_POSTPROCESS = PostprocessConfig()
 SHIPPED_MODEL = Path(__file__).parent / "models" / "brats2018-sample.pt"
 
 
@@ -91,34 +90,35 @@ class Model:
     def predict(
         self,
         case: Case,
-        tta: bool = False,
-        overlap: float = 0.5,
-        postprocess: PostprocessConfig = DEFAULT_POSTPROCESS,
+        settings: PredictConfig = PredictConfig(),
         keep_probabilities: bool = False,
         timings: dict[str, float] | None = None,
-        window: tuple[int, int, int] | str | None = None,
+        **changes,
     ) -> Prediction:
         """Segment a case (see module doc); the label lies on the case's grid.
 
         Args:
+            settings: TTA, overlap, window and cleaning (``config.PredictConfig``); ``changes`` replace some of
+                them: ``model.predict(case, tta=True)``. A window of None is the training patch, ``"whole"`` one
+                window over the whole cropped brain (fewer, larger convolutions: faster on a CPU).
             timings: if given, receives the seconds of each stage (preprocess, sliding window, postprocess).
-            window: sliding-window size; None = the training patch, ``"whole"`` = one window over the whole
-                cropped brain (fewer, larger convolutions: faster on a CPU).
         """
+        settings = dataclasses.replace(settings, **changes)
         if case.image.shape[0] != self.config.model.in_channels:
             raise InputError(case.files.images[0], f"{case.image.shape[0]} channels, the model takes "
                              f"{self.config.model.in_channels}", "give the four modalities")  # fmt: skip
         clock = _Stopwatch(timings)
         prepared = preprocess_case(case, self.config.preprocess)
         clock.lap("preprocess")
-        patch = self.window_size(prepared.image.shape[1:], window)
+        patch = self.window_size(prepared.image.shape[1:], settings.window)
         mean, variance = ensemble_probabilities(
-            self.networks, prepared.image, patch, overlap, tta, self.config.train.batch, self.device
+            self.networks, prepared.image, patch, settings.overlap, settings.tta, self.config.train.batch, self.device
         )
         clock.lap("sliding window")
         head = self.config.model.head
         crop_label = label_from_probabilities(to_crop_grid(mean, prepared.box), head)  # labels inside the box only
-        label = clean_label(uncrop_label(crop_label, prepared.box, prepared.original_shape), case.spacing, postprocess)
+        label = uncrop_label(crop_label, prepared.box, prepared.original_shape)
+        label = clean_label(label, case.spacing, settings.postprocess)
         clock.lap("postprocess")
         uncertainty = None
         if variance is not None:
@@ -215,22 +215,12 @@ def cases_of(inputs: list[Path]) -> list[CaseFiles]:
     return found
 
 
-@dataclass(frozen=True)
-class PredictSettings:
-    labels: str | None = None  # output convention; None = each input's own
-    tta: bool = False
-    overlap: float = 0.5
-    window: tuple[int, int, int] | str | None = None  # None: the training patch; "whole": one window
-    save_probabilities: bool = False
-    postprocess: PostprocessConfig = DEFAULT_POSTPROCESS
-
-
-def _output_convention(files: CaseFiles, settings: PredictSettings) -> LabelConvention:
+def _output_convention(files: CaseFiles, settings: PredictConfig) -> LabelConvention:
     return CONVENTIONS[settings.labels] if settings.labels else files.convention
 
 
 def predict_cohort(
-    model: Model, inputs: list[Path], out: Path, settings: PredictSettings, overwrite: bool = False,
+    model: Model, inputs: list[Path], out: Path, settings: PredictConfig, overwrite: bool = False,
     progress: bool = True,
 ) -> list[Path]:  # fmt: skip
     """Predict every case of ``inputs`` into ``out``; returns the mask paths (done before or now)."""
@@ -250,8 +240,7 @@ def predict_cohort(
         if mask.exists() and not overwrite:
             continue
         case = read_case(files)
-        prediction = model.predict(case, settings.tta, settings.overlap, settings.postprocess,
-                                   keep_probabilities=settings.save_probabilities, window=settings.window)  # fmt: skip
+        prediction = model.predict(case, settings, keep_probabilities=settings.save_probabilities)
         _write_extras(out, case, prediction, settings)
         write_label(mask, prediction.label, case, _output_convention(files, settings))  # the mask last: it marks done
     _barrier(world)
@@ -271,7 +260,7 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _claim_output(out: Path, model: Model, settings: PredictSettings, overwrite: bool) -> None:
+def _claim_output(out: Path, model: Model, settings: PredictConfig, overwrite: bool) -> None:
     """Record the settings in ``predict.json``; refuse to mix predictions made with other settings."""
     manifest = {"model": model.fingerprint(), "sources": [str(s) for s in model.sources], **asdict(settings)}
     path = out / "predict.json"
@@ -288,7 +277,7 @@ def _claim_output(out: Path, model: Model, settings: PredictSettings, overwrite:
         raise InputError(out, f"cannot write here ({error.strerror})", "choose a folder you can write to") from None
 
 
-def _write_extras(out: Path, case: Case, prediction: Prediction, settings: PredictSettings) -> None:
+def _write_extras(out: Path, case: Case, prediction: Prediction, settings: PredictConfig) -> None:
     if settings.save_probabilities and prediction.probabilities is not None:
         scaled = np.round(np.moveaxis(prediction.probabilities.numpy(), 0, -1) * 255).astype(np.uint8)
         image = nifti_like(scaled, case.header, np.uint8)
@@ -300,7 +289,7 @@ def _write_extras(out: Path, case: Case, prediction: Prediction, settings: Predi
             nib.save(nifti_like(prediction.uncertainty, case.header, np.float32), temporary)
 
 
-def write_volumes(out: Path, cases: list[CaseFiles], settings: PredictSettings) -> Path:
+def write_volumes(out: Path, cases: list[CaseFiles], settings: PredictConfig) -> Path:
     """``volumes.csv``: tumour volume (mL) per region and class of every predicted case, from the masks."""
     rows = []
     for files in cases:
@@ -319,7 +308,7 @@ def write_volumes(out: Path, cases: list[CaseFiles], settings: PredictSettings) 
     return path
 
 
-def write_case_index(out: Path, cases: list[CaseFiles], settings: PredictSettings) -> Path:
+def write_case_index(out: Path, cases: list[CaseFiles], settings: PredictConfig) -> Path:
     """``cases.json``: where each predicted case's images (and expert label, if any) are, for reports and the viewer."""
     index = [
         {

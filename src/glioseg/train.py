@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from glioseg.config import RunConfig
+from glioseg.config import CACHE_DIR, PostprocessConfig, RunConfig
 from glioseg.devices import choose_device, mixed_precision_dtype
 from glioseg.errors import InputError
 from glioseg.figures import save_learning_curves
@@ -30,7 +30,7 @@ from glioseg.layouts import find_cases
 from glioseg.losses import deep_supervision_loss, make_loss
 from glioseg.metrics import case_metrics
 from glioseg.model import UNet3D
-from glioseg.postprocess import PostprocessConfig, clean_label, label_from_probabilities
+from glioseg.postprocess import clean_label, label_from_probabilities
 from glioseg.preprocess import CachedCase, cache_dataset
 from glioseg.runs import (
     CHECKPOINT_VERSION,
@@ -44,6 +44,8 @@ from glioseg.sampling import PatchBatches, batch_loader
 from glioseg.splits import kfold_splits, read_splits, write_splits
 
 VALIDATION_SEED, VALIDATION_BATCHES = 10**6, 4
+VALIDATION_OVERLAP = 0.25
+"""Sliding-window overlap of validation during training: cheaper than prediction's, as no mirroring is."""
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,11 @@ def training_step(
 
 def validate(model: UNet3D, cases: list[CachedCase], config: RunConfig, device: torch.device) -> dict[str, float]:
     """Mean Dice per region and class, sensitivity/specificity per class, on whole held-out cases (cheap
-    sliding window: overlap 0.25, no mirroring; the prediction's default cleaning), at the network's grid."""
+    sliding window: ``VALIDATION_OVERLAP``, no mirroring; the prediction's default cleaning), at the network's grid."""
     per_case = []
     for case in cases:
         probabilities, _ = ensemble_probabilities(
-            [model], case.image(), config.train.patch, overlap=0.25, batch=config.train.batch, device=device
+            [model], case.image(), config.train.patch, VALIDATION_OVERLAP, batch=config.train.batch, device=device
         )
         spacing = tuple(case.meta()["spacing"])
         prediction = clean_label(
@@ -163,6 +165,21 @@ def validation_loss(model: UNet3D, cases: list[CachedCase], config: RunConfig, l
         outputs = model(batch["image"].to(device))
         losses.append(float(loss_fn(outputs, batch["targets"].to(device))))
     return float(np.mean(losses))
+
+
+def check_run_config(config: RunConfig) -> None:
+    """Refuse settings that cannot train, naming the option and the fix, before anything is read or written."""
+    model, settings = config.model, config.train
+    if (model.head == "classes") != (settings.loss == "dice_ce"):
+        raise InputError("--loss", f"{settings.loss} does not go with the {model.head} head",
+                         "use --loss dice or dice_bce with --head regions, dice_ce with --head classes")  # fmt: skip
+    divisor = 2 ** (model.depth - 1)
+    if any(size % divisor for size in settings.patch):
+        raise InputError("--patch", f"{settings.patch} is not a multiple of {divisor} (2**(depth-1)) on every axis",
+                         f"give sizes such as {divisor * max(1, 64 // divisor)}")  # fmt: skip
+    if settings.fold is not None and not 0 <= settings.fold < settings.folds:
+        raise InputError("--fold", f"fold {settings.fold} does not exist with --folds {settings.folds}",
+                         f"give 0 to {settings.folds - 1}, or all")  # fmt: skip
 
 
 def _labelled_cases(data: Path, minimum: int = 2) -> list:
@@ -204,10 +221,14 @@ def train(
 ) -> dict:
     """Train one fold of ``data`` into run folder ``out``; returns the last epoch's history entry."""
     data, out = Path(data), Path(out)
-    cache_root = Path(cache_root) if cache_root else Path.home() / ".cache" / "glioseg"
+    check_run_config(config)
+    cache_root = Path(cache_root or CACHE_DIR)
     torch_device = choose_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     place = setup_distributed(torch_device)
     files = _labelled_cases(data)
+    if config.train.fold is not None and len(files) < config.train.folds:
+        raise InputError(data, f"{len(files)} labelled cases, fewer than the {config.train.folds} folds asked for",
+                         f"use --folds {max(len(files), 2)} or fewer, or --fold all")  # fmt: skip
     extra = Path(config.train.extra_data) if config.train.extra_data else None
     extra_files = _labelled_cases(extra, minimum=1) if extra else []
 

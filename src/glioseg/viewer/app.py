@@ -25,14 +25,14 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from glioseg.config import UploadLimits
 from glioseg.errors import InputError
 from glioseg.labels import CLASS_NAMES, STRUCTURE_NAMES, get_convention
 from glioseg.layouts import MODALITIES, locate_case
 from glioseg.predict import read_case_index
-from glioseg.viewer.uploads import UploadLimits, arrange_case, store_upload, unpack_zip
+from glioseg.viewer.uploads import arrange_case, store_upload, unpack_zip
 
 STATIC = Path(__file__).parent / "static"
-DEFAULT_LIMITS = UploadLimits()
 VIEW_FILES = (*MODALITIES, "overlay", "segmentation")  # what a finished job serves, as <name>.nii.gz
 
 
@@ -176,7 +176,7 @@ def create_app(
     model_loader: Callable[[], object] | None,
     prediction_dirs: Sequence[Path] = (),
     work: Path | None = None,
-    limits: UploadLimits = DEFAULT_LIMITS,
+    limits: UploadLimits = UploadLimits(),
     max_jobs: int = 50,
 ):
     """The FastAPI application. ``model_loader`` is called once, at the first upload (None: viewing only)."""

@@ -10,24 +10,14 @@ import shutil
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from glioseg.config import UploadLimits
 from glioseg.errors import InputError
 from glioseg.layouts import strip_nifti
 
 CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """Bounds on one upload; a BraTS case is four files of 2-15 MB each (gzip)."""
-
-    max_bytes: int = 512 * 1024**2  # whole request
-    max_files: int = 8
-    max_unpacked_bytes: int = 2 * 1024**3  # all NIfTI files after unzipping
-    max_zip_entries: int = 32
 
 
 def safe_name(name: str) -> str:
