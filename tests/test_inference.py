@@ -4,7 +4,8 @@ import pytest
 import torch
 from monai.inferers import sliding_window_inference
 
-from glioseg.inference import MIRRORS, sliding_window, window_starts
+from glioseg.config import ModelConfig
+from glioseg.inference import MIRRORS, ensemble_probabilities, sliding_window, window_starts
 
 
 @pytest.mark.parametrize(
@@ -35,3 +36,38 @@ def test_windows_cover_the_axis_and_end_flush():
 def test_the_eight_mirrors_are_distinct_spatial_flips():
     assert len(MIRRORS) == len(set(MIRRORS)) == 8
     assert all(set(dims) <= {2, 3, 4} for dims in MIRRORS)
+
+
+class Asymmetric(torch.nn.Module):
+    """A fake network that is not flip-symmetric: a random 3x3x3 convolution plus a ramp along each axis."""
+
+    def __init__(self, head: str = "regions"):
+        super().__init__()
+        self.config = ModelConfig(head=head)
+        self.conv = torch.nn.Conv3d(4, self.config.out_channels, 3, padding=1)
+
+    def forward(self, x):
+        ramps = sum(torch.linspace(-1, 1, n).view(*[-1 if a == axis else 1 for a in range(3)])
+                    for axis, n in enumerate(x.shape[2:]))  # fmt: skip
+        return self.conv(x) + ramps
+
+
+@pytest.mark.parametrize("head", ["regions", "classes"])
+def test_mirror_tta_averages_the_flipped_back_outputs(head):
+    """TTA = mean over the 8 mirrors of (flip, predict, flip back), computed here by hand on one window."""
+    torch.manual_seed(0)
+    network = Asymmetric(head).eval()
+    image = torch.randn(4, 16, 12, 8)
+    mean, variance = ensemble_probabilities([network], image, (16, 12, 8), overlap=0.5, mirror=True)
+    members = []
+    with torch.no_grad():
+        for dims in MIRRORS:
+            flipped = torch.flip(image[None], dims) if dims else image[None]
+            logits = network(flipped)
+            probabilities = torch.sigmoid(logits) if head == "regions" else torch.softmax(logits, dim=1)
+            members.append((torch.flip(probabilities, dims) if dims else probabilities)[0])
+    expected = torch.stack(members)
+    torch.testing.assert_close(mean, expected.mean(0), rtol=0, atol=1e-6)
+    torch.testing.assert_close(variance, expected.var(0, unbiased=False).mean(0), rtol=0, atol=1e-6)
+    plain, _ = ensemble_probabilities([network], image, (16, 12, 8), overlap=0.5, mirror=False)
+    assert not torch.allclose(plain, mean, atol=1e-3)  # the network is asymmetric: mirroring changes the mean

@@ -85,6 +85,54 @@ def test_write_label_keeps_grid_header_codes_and_round_trips(cohort_factory, tmp
     assert [p.name for p in tmp_path.iterdir()] == ["mask.nii.gz"]
 
 
+def oblique_case(folder, qform_code: int, sform_code: int, same: bool):
+    """A BraTS 2021 case on a rotated, anisotropic, left-handed grid, with qform and sform as asked, and header
+    fields that describe the image's intensities (which a mask must not inherit)."""
+    from glioseg.geometry import rotation_matrix
+
+    rotation = rotation_matrix(np.array([0.3, -0.2, 0.5])) @ np.diag([-0.9, 1.1, 2.5])
+    qform = np.eye(4)
+    qform[:3, :3], qform[:3, 3] = rotation, (-90.0, 120.5, -60.25)
+    sform = qform.copy()
+    if not same:
+        sform[:3, 3] += (3.0, -2.0, 1.5)  # a different transform in the sform
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for suffix in ("flair", "t1", "t1ce", "t2", "seg"):
+        data = (rng.random((12, 10, 8)) * 4).astype(np.uint8) if suffix == "seg" else rng.random((12, 10, 8))
+        data = np.where(data == 3, 4, data).astype(np.uint8) if suffix == "seg" else data.astype(np.float32) + 1
+        image = nib.Nifti1Image(data, None)
+        image.header.set_qform(qform, code=qform_code)
+        image.header.set_sform(sform, code=sform_code)
+        image.header.set_xyzt_units("mm", "sec")
+        image.header["cal_min"], image.header["cal_max"] = 0.0, 900.0
+        image.header["descrip"], image.header["intent_code"] = b"FLAIR 3D TSE", 1002
+        nib.save(image, folder / f"{folder.name}_{suffix}.nii.gz")
+    return folder
+
+
+GEOMETRY = ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z",
+            "srow_x", "srow_y", "srow_z", "xyzt_units")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("qform_code", "sform_code", "same"), [(1, 1, True), (1, 2, False), (2, 0, False), (0, 2, True)],
+    ids=["oblique", "qform-differs-from-sform", "sform-code-0", "qform-code-0"],
+)  # fmt: skip
+def test_a_written_mask_keeps_the_geometry_exactly_and_nothing_else(tmp_path, qform_code, sform_code, same):
+    case = read_case(oblique_case(tmp_path / "Case_1", qform_code, sform_code, same))
+    out = write_label(tmp_path / "mask.nii.gz", case.label, case)
+    written, source = nib.load(out), nib.load(case.files.images[0])
+    for key in GEOMETRY:
+        np.testing.assert_array_equal(written.header[key], source.header[key], err_msg=key)
+    np.testing.assert_array_equal(written.header["pixdim"][:4], source.header["pixdim"][:4])
+    np.testing.assert_allclose(written.affine, source.affine, atol=1e-6)
+    assert written.get_data_dtype() == np.uint8 and written.shape == case.label.shape
+    assert written.header["cal_max"] == 0 and written.header["intent_code"] == 0  # the FLAIR's are not a mask's
+    assert written.header["descrip"].tobytes().strip(b"\0") == b""
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(nib.load(case.files.label).dataobj))
+
+
 def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path):
     target = tmp_path / "out.nii.gz"
     with pytest.raises(RuntimeError):

@@ -41,15 +41,31 @@ def test_widths_double_per_level_up_to_the_cap():
     assert widths == [8, 16, 32, 32]
 
 
-def test_skip_connections_carry_fine_detail():
-    """The decoder sees the encoder's full-resolution features: zeroing the skip changes the output."""
+def test_each_decoder_level_receives_its_encoder_output_as_skip():
+    """The U-Net's skips: each decoder's input is the upsampled deeper features next to the encoder output of its
+    own level, and that skip half matters. (Zeroing an encoder's output would change every deeper level too, so a
+    network without skips would pass that; here the skip alone is replaced.)"""
     torch.manual_seed(0)
     model = UNet3D(ModelConfig(width=4, depth=3)).eval()
     x = torch.randn(1, 4, 16, 16, 16)
-    skips = []
-    handle = model.encoders[0].register_forward_hook(lambda m, i, o: skips.append(o))
+    encoded, decoder_inputs = {}, {}
+    for level, encoder in enumerate(model.encoders):
+        encoder.register_forward_hook(lambda m, i, o, level=level: encoded.__setitem__(level, o))
+    for index, decoder in enumerate(model.decoders):  # decoders run from the deepest level up
+        decoder.register_forward_pre_hook(lambda m, i, index=index: decoder_inputs.__setitem__(index, i[0]))
     with torch.no_grad():
         reference = model(x)
-        handle.remove()
-        model.encoders[0].register_forward_hook(lambda m, i, o: torch.zeros_like(o))
-        assert not torch.allclose(model(x), reference)
+    for index, inputs in decoder_inputs.items():
+        level = len(model.decoders) - 1 - index
+        width = encoded[level].shape[1]
+        assert inputs.shape[1] == 2 * width
+        assert torch.equal(inputs[:, width:], encoded[level])  # the skip half is that level's encoder output
+
+    def drop_skip(module, inputs):
+        features = inputs[0].clone()
+        features[:, features.shape[1] // 2 :] = 0
+        return (features,)
+
+    model.decoders[-1].register_forward_pre_hook(drop_skip)  # the full-resolution skip only
+    with torch.no_grad():
+        assert not torch.allclose(model(x), reference, atol=1e-4)

@@ -226,13 +226,23 @@ def remove_stale_temporaries(folder: Path) -> int:
     return len(stale)
 
 
+GEOMETRY_FIELDS = ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y",
+                   "qoffset_z", "srow_x", "srow_y", "srow_z", "xyzt_units")  # fmt: skip
+"""The NIfTI header fields that place voxels in space (with ``pixdim``), copied exactly into every output."""
+
+
 def nifti_like(data: np.ndarray, header: nib.Nifti1Header, dtype: type) -> nib.Nifti1Image:
-    """A NIfTI image of ``data`` on the grid of ``header``: same qform/sform and their codes, units."""
-    header = header.copy()
-    header.set_data_dtype(dtype)
-    header.set_slope_inter(1.0, 0.0)
-    image = nib.Nifti1Image(np.asarray(data, dtype=dtype), None, header=header)
-    return image
+    """A NIfTI image of ``data`` on the grid of ``header``, in a fresh header that carries only the geometry: qform
+    and sform with their codes (whichever differ or are 0), voxel sizes and units, bit for bit. The source's
+    intensity window, description and intent (a FLAIR's ``cal_max``, say) describe another image, so they stay behind.
+    """
+    fresh = nib.Nifti1Header()
+    fresh.set_data_shape(data.shape)
+    fresh.set_data_dtype(dtype)
+    for key in GEOMETRY_FIELDS:
+        fresh[key] = header[key]
+    fresh["pixdim"][:4] = header["pixdim"][:4]  # qfac and voxel sizes
+    return nib.Nifti1Image(np.asarray(data, dtype=dtype), None, header=fresh)
 
 
 def write_label(path: str | Path, label: np.ndarray, like: Case, convention: LabelConvention | None = None) -> Path:
