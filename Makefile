@@ -1,23 +1,28 @@
 # The README's two commands: `make demo` and `make test`. Both set up .venv/ first.
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed
+DEV := $(VENV)/.installed-dev
 
 .PHONY: demo test lint clean niivue chromium
 NIIVUE_VERSION := 0.69.0
 
-$(STAMP): pyproject.toml Makefile
+# What glioseg needs to run (the demo needs no more): quicker to set up than the test tools.
+$(RUNTIME): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	# torch first and pinned, so the project's `torch>=2.2` is met by the build this machine has.
+	# torch first and pinned, so the project's torch requirement is met by the build this machine has.
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(VENV)/bin/pip install --quiet -e .
+	touch $(RUNTIME)
 
-demo: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(DEV)
+
+demo: $(RUNTIME)
 	$(VENV)/bin/glioseg demo
 
-test: $(STAMP) chromium
+test: $(DEV) chromium
 	$(VENV)/bin/python -m pytest -q
 
 # The viewer's browser test needs Chromium; install Debian's where we may, else that test is skipped.
@@ -27,7 +32,7 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
 	echo "no Chromium could be installed: the browser test will be skipped"
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 

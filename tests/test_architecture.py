@@ -1,4 +1,4 @@
-"""Data flows one way (DESIGN.md): read each module's imports with ast and check the rules."""
+"""Data flows one way (docs/architecture.md): read each module's imports with ast and check the rules."""
 
 import ast
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Reading and writing cases (nibabel), with the checks that keep bad files out.
 
-Contracts (DESIGN.md): an image array is ``float32 (4, X, Y, Z)`` in FLAIR, T1, T1Gd, T2 order and in
+Contracts (docs/architecture.md): an image array is ``float32 (4, X, Y, Z)`` in FLAIR, T1, T1Gd, T2 order and in
 the file's voxel order; a label array is ``uint8 (X, Y, Z)`` of internal classes; every written file
 keeps the source's affine, header codes and shape, and appears atomically (temporary file + rename).
 """

@@ -1,6 +1,6 @@
 """Label conventions and the one internal class map every other module uses.
 
-Datasets in this field number the same three tumour compartments differently (see DESIGN.md), and a
+Datasets in this field number the same three tumour compartments differently (see docs/architecture.md), and a
 wrong mapping silently swaps edema and core. glioseg converts every convention to one internal map
 when it reads a label, and back to the user's convention only when it writes one.
 
@@ -33,7 +33,7 @@ STRUCTURE_NAMES = (*REGIONS, *CLASS_NAMES.values())
 
 
 class LabelValueError(ValueError):
-    """A label map holds values its convention does not define (never guessed: see DESIGN.md)."""
+    """A label map holds values its convention does not define (never guessed: docs/architecture.md)."""
 
 
 @dataclass(frozen=True)

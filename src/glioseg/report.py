@@ -10,6 +10,7 @@ import csv
 import html
 import io
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,12 +25,21 @@ BEST_WORST = 2  # overlays of this many best and worst cases
 
 
 @dataclass(frozen=True)
-class ReportInputs:
-    """What a report is made from; any part may be missing."""
+class Evaluation:
+    """A prediction folder and the metrics of ``glioseg evaluate`` on it; either may be missing. With a ``title``,
+    its sections appear under that heading (a report can compare several)."""
 
-    run: Path | None = None
     predictions: Path | None = None
     metrics: Path | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report is made from: a run's training, and evaluations of predictions; any part may be missing."""
+
+    run: Path | None = None
+    evaluations: tuple[Evaluation, ...] = ()
 
 
 def find_report_inputs(folder: Path, metrics: Path | None = None) -> ReportInputs:
@@ -51,7 +61,7 @@ def find_report_inputs(folder: Path, metrics: Path | None = None) -> ReportInput
     if run is None and predictions is None and metrics is None:
         raise InputError(folder, "holds no run (config.json), predictions (predict.json) or metrics.csv",
                          "give the folder that glioseg train, predict or demo wrote")  # fmt: skip
-    return ReportInputs(run, predictions, metrics)
+    return ReportInputs(run, (Evaluation(predictions, metrics),))
 
 
 def _run_of(predictions: Path) -> Path | None:
@@ -66,25 +76,34 @@ def _run_of(predictions: Path) -> Path | None:
 
 def write_report(out: Path, inputs: ReportInputs, title: str = "glioseg report") -> Path:
     """Write the HTML report to ``out`` atomically; returns ``out``."""
-    sections = []
-    if inputs.run is not None:
-        sections.append(_run_section(inputs.run))
-    rows = _read_csv(inputs.metrics) if inputs.metrics else []
-    if rows:
-        sections.append(_metrics_section(rows))
-    if inputs.predictions is not None:
-        sections.append(_overlay_section(inputs.predictions, rows))
-        volumes = inputs.predictions / "volumes.csv"
-        if volumes.exists():
-            sections.append(_volumes_section(_read_csv(volumes)))
+    sections = [] if inputs.run is None else [_run_section(inputs.run)]
+    for evaluation in inputs.evaluations:
+        sections.append(_evaluation_sections(evaluation))
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    sources = " · ".join(html.escape(str(p)) for p in (inputs.run, inputs.predictions, inputs.metrics) if p)
+    paths = [inputs.run] + [p for e in inputs.evaluations for p in (e.predictions, e.metrics)]
+    sources = " · ".join(html.escape(str(p)) for p in paths if p)
     page = PAGE.format(title=html.escape(title), made=made, sources=sources, body="\n".join(sections), script=SCRIPT)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temporary:
         temporary.write_text(page, encoding="utf-8")
     return out
+
+
+def _evaluation_sections(evaluation: Evaluation) -> str:
+    """Metrics, overlays and volumes of one evaluation; under its title, if it has one."""
+    rows = _read_csv(evaluation.metrics) if evaluation.metrics else []
+    sections = [_metrics_section(rows)] if rows else []
+    if evaluation.predictions is not None:
+        sections.append(_overlay_section(evaluation.predictions, rows))
+        volumes = evaluation.predictions / "volumes.csv"
+        if volumes.exists():
+            sections.append(_volumes_section(_read_csv(volumes)))
+    body = "\n".join(sections)
+    if not evaluation.title:
+        return body
+    demoted = re.sub(r"<(/?)h([23])>", lambda m: f"<{m[1]}h{int(m[2]) + 1}>", body)  # headings one level down
+    return f"<h2>{html.escape(evaluation.title)}</h2>\n{demoted}"
 
 
 def _read_csv(path: Path) -> list[dict]:
