@@ -46,7 +46,7 @@ def engines(run: Path | None, case_path: Path) -> dict:
 
 
 def loader_vs_model(run: Path | None, steps: int = 20) -> dict:
-    from glioseg.layouts import find_cases
+    from glioseg.io import find_cases
     from glioseg.losses import deep_supervision_loss, make_loss
     from glioseg.model import UNet3D
     from glioseg.predict import load_model

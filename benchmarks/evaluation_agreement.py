@@ -25,9 +25,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from glioseg.io import read_case
+from glioseg.io import find_cases, read_case
 from glioseg.labels import BRATS2023, CORE, ENHANCING
-from glioseg.layouts import find_cases
 from glioseg.metrics import EMPTY_HD95, case_metrics
 
 REPO = Path(__file__).resolve().parents[1]

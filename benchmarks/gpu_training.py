@@ -88,7 +88,7 @@ def _synchronize(device: torch.device) -> None:
 
 def main() -> None:
     from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
-    from glioseg.layouts import find_cases
+    from glioseg.io import find_cases
     from glioseg.preprocess import cache_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

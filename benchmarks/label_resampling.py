@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from glioseg.geometry import label_from_fractions, tumour_fractions
-from glioseg.io import read_case
-from glioseg.layouts import find_cases
+from glioseg.io import find_cases, read_case
 from glioseg.metrics import case_metrics
 from glioseg.preprocess import brain_box, resampled_shape
 

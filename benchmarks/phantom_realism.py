@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from glioseg.io import read_case
+from glioseg.io import find_cases, read_case
 from glioseg.labels import CORE, EDEMA, ENHANCING
-from glioseg.layouts import MODALITIES, find_cases
+from glioseg.layouts import MODALITIES
 from glioseg.synth import make_phantom
 
 COMPARTMENTS = {"normal": 0, "edema": EDEMA, "core": CORE, "enhancing": ENHANCING}

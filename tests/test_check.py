@@ -17,8 +17,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_generated_data_passes(cohort_factory, layout):
-    count, problems = check_dataset(cohort_factory(layout))
-    assert (count, problems) == (3, [])
+    cases, problems = check_dataset(cohort_factory(layout))
+    assert (len(cases), problems) == (3, [])
 
 
 @pytest.fixture
@@ -38,8 +38,8 @@ def damaged(cohort_factory, tmp_path):
 
 
 def test_damaged_copy_lists_each_problem(damaged):
-    count, problems = check_dataset(damaged)
-    assert count == 3  # the case missing T1ce is not a usable case
+    cases, problems = check_dataset(damaged)
+    assert len(cases) == 3  # the case missing T1ce is not a usable case
     by_case = {p.case_id: p for p in problems}
     assert set(by_case) == {"BraTS2021_00001", "BraTS2021_00002", "BraTS2021_00003"}
     assert "T1Gd image missing" in by_case["BraTS2021_00001"].problem

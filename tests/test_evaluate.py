@@ -9,9 +9,8 @@ import pytest
 
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate
-from glioseg.io import read_case
+from glioseg.io import find_cases, read_case
 from glioseg.labels import BRATS2021, EDEMA
-from glioseg.layouts import find_cases
 
 SHAPE = (40, 40, 32)
 

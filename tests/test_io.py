@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from glioseg.errors import InputError
-from glioseg.io import atomic_path, read_case, write_label
+from glioseg.io import atomic_path, find_cases, read_case, write_label
 from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
-from glioseg.layouts import LAYOUTS, find_cases, locate_case
+from glioseg.layouts import LAYOUTS, locate_case
 
 
 def test_same_cohort_reads_back_identically_in_every_layout(cohort_factory):

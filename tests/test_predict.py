@@ -16,8 +16,9 @@ import glioseg
 from conftest import glioseg_cli
 from glioseg.config import PostprocessConfig, PredictConfig
 from glioseg.errors import InputError
+from glioseg.io import find_cases
 from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
-from glioseg.layouts import LAYOUTS, find_cases
+from glioseg.layouts import LAYOUTS
 from glioseg.predict import load_model, predict_cohort
 
 SHAPE = (40, 40, 32)

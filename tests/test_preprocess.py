@@ -8,9 +8,9 @@ import torch
 import glioseg.preprocess as preprocessing
 from glioseg.config import PreprocessConfig
 from glioseg.geometry import label_from_fractions, tumour_fractions
-from glioseg.io import Case, read_case
+from glioseg.io import Case, find_cases, read_case
 from glioseg.labels import MSD
-from glioseg.layouts import CaseFiles, find_cases
+from glioseg.layouts import CaseFiles
 from glioseg.metrics import case_metrics
 from glioseg.postprocess import to_crop_grid
 from glioseg.preprocess import brain_box, cache_dataset, preprocess_case, zscore_inside

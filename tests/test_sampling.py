@@ -3,7 +3,7 @@ import pytest
 
 from glioseg.augment import augment_batch, random_flips, random_rotate_scale
 from glioseg.config import PreprocessConfig
-from glioseg.layouts import find_cases
+from glioseg.io import find_cases
 from glioseg.preprocess import cache_dataset
 from glioseg.sampling import PatchBatches, batch_loader, extract_patch
 

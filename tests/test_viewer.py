@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli, serving
 from glioseg.config import UploadLimits
-from glioseg.layouts import find_cases
+from glioseg.io import find_cases
 from glioseg.predict import load_model
 from glioseg.viewer.app import create_app
 from glioseg.viewer.uploads import safe_name, sniff

@@ -11,8 +11,8 @@ Heavy modules (torch, MONAI, matplotlib) load on first use of the functions that
 """
 
 from glioseg.errors import InputError
-from glioseg.io import Case, read_case, write_label
-from glioseg.layouts import CaseFiles, find_cases
+from glioseg.io import Case, find_cases, read_case, write_label
+from glioseg.layouts import CaseFiles
 
 __all__ = [
     "Case", "CaseFiles", "InputError", "find_cases", "load_case", "load_model", "plot_overlay", "read_case",

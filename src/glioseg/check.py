@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glioseg.errors import InputError
-from glioseg.io import read_image, read_label
+from glioseg.io import label_numbering_problem, read_image, read_label
 from glioseg.layouts import CaseFiles, Problem, scan_dataset
 
 
@@ -22,15 +22,20 @@ def check_case(files: CaseFiles) -> list[Problem]:
     return []
 
 
-def check_dataset(folder: str | Path, progress: bool = False) -> tuple[int, list[Problem]]:
-    """Scan a dataset and read every case fully.
+def check_dataset(
+    folder: str | Path, label_convention: str | None = None, progress: bool = False
+) -> tuple[list[CaseFiles], list[Problem]]:
+    """Scan a dataset and read every case fully; ``label_convention`` as ``--label-convention``.
 
     Returns:
-        The number of cases found and the problems, in case order (an empty list means all is well).
+        The cases found and the problems, in case order (an empty list means all is well).
     """
     from rich.progress import track
 
-    cases, problems = scan_dataset(folder)
+    cases, problems = scan_dataset(folder, label_convention)
     for files in track(cases, description="checking", disable=not progress):
         problems += check_case(files)
-    return len(cases), problems
+    numbering = None if label_convention else label_numbering_problem(cases, Path(folder))
+    if numbering:
+        problems.append(Problem.from_error("-", numbering))
+    return cases, problems

@@ -16,6 +16,7 @@ from rich.console import Console
 from glioseg.config import (
     CACHE_DIR,
     DEVICES,
+    LABEL_CONVENTIONS,
     EvaluateConfig,
     ModelConfig,
     PostprocessConfig,
@@ -150,19 +151,31 @@ def synth(
 
 @app.command()
 @reports_input_errors
-def check(data: Annotated[Path, typer.Argument(help="Dataset folder (any layout).")]) -> None:
-    """Verify a dataset: modalities present, grids agree, no NaN/Inf or empty images, valid labels,
-    unique case ids, readable files. Exits 1 if anything is wrong.
+def check(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (any layout), or a whole download's top folder.")],
+    label_convention: Annotated[
+        typing.Literal[LABEL_CONVENTIONS] | None,
+        typer.Option(help="Read the labels in this convention (default: what the layout implies)."),
+    ] = None,
+) -> None:
+    """Verify a dataset: modalities present, grids agree, no NaN/Inf or empty images, valid labels read in the
+    convention printed, unique case ids, readable files. Exits 1 if anything is wrong.
 
     Example: glioseg check ../shared/data/brats2018-sample
     """
+    from collections import Counter
+
     from rich.table import Table
 
     from glioseg.check import check_dataset
+    from glioseg.labels import describe
 
-    count, problems = check_dataset(data, progress=True)
+    cases, problems = check_dataset(data, label_convention, progress=True)
+    readings = Counter(describe(case.convention) for case in cases if case.label is not None)
+    for reading, count in readings.items():
+        console.print(f"labels of {count} cases read as {reading}", highlight=False)
     if not problems:
-        console.print(f"[green]ok[/]: {count} cases in {data}, no problems")
+        console.print(f"[green]ok[/]: {len(cases)} cases in {data}, no problems")
         return
     table = Table(title=f"{len(problems)} problems in {data}", show_lines=True)
     for column in ("case", "file", "problem", "fix"):
@@ -272,7 +285,7 @@ def evaluate(
         "metrics.csv"
     ),
     pred_labels: Annotated[
-        typing.Literal["msd", "brats2021", "brats2023"] | None,
+        typing.Literal[LABEL_CONVENTIONS] | None,
         typer.Option(help="Convention of the predictions if not what their predict.json says."),
     ] = None,
 ) -> None:
@@ -283,7 +296,7 @@ def evaluate(
     from glioseg.evaluate import evaluate as run_evaluation
     from glioseg.evaluate import write_results
 
-    rows, summary = run_evaluation(pred_dir, gt_dir, pred_labels, settings.tolerance_mm)
+    rows, summary = run_evaluation(pred_dir, gt_dir, pred_labels, settings)
     csv_path, json_path = write_results(rows, summary, out)
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+LABEL_CONVENTIONS = ("msd", "brats2021", "brats2023")
+"""The named label conventions (labels.CONVENTIONS defines them; a test keeps the two lists equal)."""
 HEADS = ("regions", "classes")
 LOSSES = ("dice", "dice_bce", "dice_ce")
 OPTIMIZERS = ("adamw", "sgd")
@@ -123,6 +125,14 @@ class TrainConfig:
         default=None,
         metadata=cli("Labelled cases added to every fold's training set, never validated on (phantoms, say)."),
     )
+    label_convention: Literal[LABEL_CONVENTIONS] | None = field(
+        default=None, metadata=cli("Read the dataset's labels in this convention (default: what its layout implies).")
+    )
+    group_regex: str = field(
+        default=r"^(BraTS-[A-Za-z]+-\d+)-\d+$",
+        metadata=cli("Case ids matching this are one patient if its first group agrees (default: BraTS 2023+ time "
+                     "points -000, -001 of one patient); cross-validation never splits a patient.", metavar="REGEX"),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,7 @@ class PostprocessConfig:
 class PredictConfig:
     """How cases are predicted (``glioseg predict``, ``crossval``, the Python API's ``Model.predict``)."""
 
-    labels: Literal["msd", "brats2021", "brats2023"] | None = field(
+    labels: Literal[LABEL_CONVENTIONS] | None = field(
         default=None, metadata=cli("Label convention of the masks (default: each input's own).")
     )
     tta: bool = field(default=False, metadata=cli("Mirror test-time augmentation (average of 8 flips)."))
@@ -203,6 +213,10 @@ class EvaluateConfig:
     """How predictions are scored (``glioseg evaluate``)."""
 
     tolerance_mm: float = field(default=1.0, metadata=cli("Surface Dice tolerance, mm.", flag="--tolerance", min=0.0))
+    label_convention: Literal[LABEL_CONVENTIONS] | None = field(
+        default=None,
+        metadata=cli("Read the ground-truth labels in this convention (default: what their layout implies)."),
+    )
 
 
 @dataclass(frozen=True)

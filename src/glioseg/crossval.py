@@ -13,8 +13,7 @@ from pathlib import Path
 from glioseg.config import PredictConfig, RunConfig
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate, write_results
-from glioseg.io import atomic_path, read_case, remove_stale_temporaries, write_label
-from glioseg.layouts import find_cases
+from glioseg.io import atomic_path, find_cases, read_case, remove_stale_temporaries, write_label
 from glioseg.predict import load_model, write_case_index, write_volumes
 from glioseg.splits import read_splits
 

@@ -62,8 +62,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
     from glioseg.config import PredictConfig
     from glioseg.evaluate import evaluate, write_results
     from glioseg.figures import plot_overlay
-    from glioseg.io import read_case
-    from glioseg.layouts import find_cases
+    from glioseg.io import find_cases, read_case
     from glioseg.predict import load_model, predict_cohort
     from glioseg.report import Evaluation, ReportInputs, write_report
     from glioseg.runs import load_checkpoint

@@ -11,9 +11,9 @@ import numpy as np
 
 from glioseg.config import EvaluateConfig
 from glioseg.errors import InputError
-from glioseg.io import atomic_path, grid_mismatch, open_nifti, read_label
+from glioseg.io import atomic_path, find_cases, grid_mismatch, open_nifti, read_label
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, LabelValueError
-from glioseg.layouts import CaseFiles, find_cases
+from glioseg.layouts import CaseFiles
 from glioseg.metrics import case_metrics
 
 METRICS = ("dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml", "volume_diff_ml")
@@ -56,17 +56,18 @@ def evaluate(
     pred_dir: str | Path,
     gt_dir: str | Path,
     pred_labels: str | None = None,
-    tolerance_mm: float = EvaluateConfig.tolerance_mm,
+    settings: EvaluateConfig = EvaluateConfig(),
     workers: int = 2,
 ) -> tuple[list[dict], dict]:
-    """Evaluate every labelled case of ``gt_dir`` against ``pred_dir/<case_id>.nii.gz``.
+    """Evaluate every labelled case of ``gt_dir`` against ``pred_dir/<case_id>.nii.gz``; ``pred_labels`` is the
+    predictions' convention (default: what their ``predict.json`` says, else each ground truth's own).
 
     Returns:
         Per-case rows ``{"case_id", "structure", <metric>: value}`` and the summary
         ``{structure: {metric: {"mean", "median", "std", "n"}}}`` (NaN values left out of each statistic).
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    truths = [c for c in find_cases(gt_dir) if c.label is not None]
+    truths = [c for c in find_cases(gt_dir, settings.label_convention) if c.label is not None]
     if not truths:
         raise InputError(gt_dir, "no labelled cases", "give the folder of ground-truth cases")
     convention = prediction_convention(pred_dir, pred_labels)
@@ -75,7 +76,7 @@ def evaluate(
         path = pred_dir / f"{truth.case_id}.nii.gz"
         if not path.exists():
             raise InputError(path, "prediction missing for this case", "predict it first (glioseg predict)")
-        jobs.append((path, truth, convention or truth.convention, tolerance_mm))
+        jobs.append((path, truth, convention or truth.convention, settings.tolerance_mm))
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_evaluate_job, jobs))

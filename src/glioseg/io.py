@@ -20,13 +20,14 @@ import nibabel as nib
 import numpy as np
 
 from glioseg.errors import InputError
-from glioseg.labels import LabelConvention, LabelValueError
-from glioseg.layouts import MODALITIES, CaseFiles, locate_case
+from glioseg.labels import ENHANCING, RESECTION_CAVITY, LabelConvention, LabelValueError, present_values
+from glioseg.layouts import MODALITIES, CaseFiles, locate_case, scan_dataset
 
 AFFINE_TOLERANCE = 1e-3
 """Largest difference allowed between two files' affine entries (mm, or unitless for rotations)."""
 MAX_VOXELS = 512**3
-"""A header claiming more voxels than this per volume is refused before anything is allocated."""
+"""A header claiming more voxels than this per 3D volume is refused before anything is allocated (the viewer sets a
+lower cap, config.UploadLimits.max_voxels)."""
 
 
 @dataclass
@@ -63,8 +64,10 @@ class Case:
         return self.files.convention
 
 
-def open_nifti(path: Path) -> nib.Nifti1Image:
-    """Open a NIfTI header (no voxel data yet), refusing what cannot be a usable volume."""
+def open_nifti(path: Path, max_voxels: int = MAX_VOXELS) -> nib.Nifti1Image:
+    """Open a NIfTI header (no voxel data yet), refusing what cannot be a usable volume: more than ``max_voxels`` in
+    a 3D volume, or more volumes than the four modalities of a 4D image, is refused from the header alone (a small
+    .nii.gz can claim gigabytes of zeros)."""
     try:
         if path.stat().st_size == 0:
             raise InputError(path, "the file is empty", "re-copy or re-export it")
@@ -77,12 +80,14 @@ def open_nifti(path: Path) -> nib.Nifti1Image:
         raise InputError(path, f"not a readable NIfTI file ({error})", "re-export it as .nii.gz") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(path, f"a {type(image).__name__}, not NIfTI", "convert it to .nii.gz")
-    voxels = int(np.prod(image.shape, dtype=np.int64))
-    if voxels > MAX_VOXELS * 4:
+    voxels = int(np.prod(image.shape[:3], dtype=np.int64))
+    volumes = int(np.prod(image.shape[3:], dtype=np.int64))
+    if voxels > max_voxels or volumes > len(MODALITIES):
         raise InputError(
             path,
-            f"header claims {image.shape} = {voxels:,} voxels, more than glioseg will allocate",
-            "check the header; resample very large images before use",
+            f"header claims {image.shape}: {voxels:,} voxels per volume x {volumes} volumes, more than glioseg reads "
+            f"(at most {max_voxels:,} voxels per volume and {len(MODALITIES)} volumes)",
+            "check the header; crop or resample very large images before use",
         )
     return image
 
@@ -123,11 +128,11 @@ def grid_mismatch(reference: nib.Nifti1Image, other: nib.Nifti1Image) -> str | N
     return None
 
 
-def read_image(files: CaseFiles) -> tuple[np.ndarray, nib.Nifti1Image]:
+def read_image(files: CaseFiles, max_voxels: int = MAX_VOXELS) -> tuple[np.ndarray, nib.Nifti1Image]:
     """The ``(4, X, Y, Z)`` float32 image of a case and the header image of its first file."""
     if files.layout == "msd":
         path = files.images[0]
-        nifti = open_nifti(path)
+        nifti = open_nifti(path, max_voxels)
         if len(nifti.shape) != 4 or nifti.shape[3] != len(MODALITIES):
             raise InputError(
                 path,
@@ -135,11 +140,11 @@ def read_image(files: CaseFiles) -> tuple[np.ndarray, nib.Nifti1Image]:
                 "give the 4D file, or the four 3D files in a BraTS case folder",
             )
         data = load_voxels(nifti, path)
-        image = np.ascontiguousarray(np.moveaxis(data, -1, 0))
+        image = np.ascontiguousarray(np.moveaxis(data, -1, 0)[list(files.channels)])  # FLAIR, T1, T1Gd, T2
         for index, modality in enumerate(MODALITIES):
             _refuse_empty(image[index], path, modality)
         return image, nifti
-    niftis = [open_nifti(path) for path in files.images]
+    niftis = [open_nifti(path, max_voxels) for path in files.images]
     reference = niftis[0]
     for path, nifti in zip(files.images[1:], niftis[1:]):
         mismatch = grid_mismatch(reference, nifti)
@@ -185,20 +190,69 @@ def _read_raw(nifti: nib.Nifti1Image, path: Path) -> np.ndarray:
         raise InputError(path, f"cannot read the label data; truncated or corrupt ({error})", "re-copy it") from None
 
 
-def read_case(path: str | Path | CaseFiles) -> Case:
+def read_case(path: str | Path | CaseFiles, max_voxels: int = MAX_VOXELS) -> Case:
     """Read a case in any supported layout.
 
     Args:
         path: a BraTS case folder, an MSD 4D image, an nnU-Net ``<case>_0000.nii.gz``, or a
-            :class:`CaseFiles` from :func:`glioseg.layouts.find_cases`.
+            :class:`CaseFiles` from :func:`find_cases`.
+        max_voxels: refuse volumes larger than this (from the header, before reading).
 
     Raises:
         InputError: naming the file at fault and the fix.
     """
     files = path if isinstance(path, CaseFiles) else locate_case(path)
-    image, reference = read_image(files)
+    image, reference = read_image(files, max_voxels)
     label = read_label(files, reference)
     return Case(files.case_id, image, label, reference.affine.copy(), reference.header.copy(), files)
+
+
+def find_cases(folder: str | Path, label_convention: str | None = None) -> list[CaseFiles]:
+    """The cases of a dataset folder, images paired with labels, their label numbering checked over the dataset.
+
+    Args:
+        label_convention: the convention every label file is in (``--label-convention``), overriding the one the
+            layout implies and the check below.
+
+    Raises:
+        InputError: naming the first problem (``glioseg check`` lists them all), or labels whose numbering
+            contradicts their layout (:func:`label_numbering_problem`).
+    """
+    cases, problems = scan_dataset(folder, label_convention)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems: run `glioseg check {folder}`)" if len(problems) > 1 else ""
+        raise InputError(first.path, first.problem + more, first.fix)
+    if label_convention is None:
+        problem = label_numbering_problem(cases, Path(folder))
+        if problem:
+            raise problem
+    return cases
+
+
+def label_numbering_problem(cases: list[CaseFiles], folder: Path) -> InputError | None:
+    """BraTS 2023-named label files numbered the BraTS 2018-2021 way (4 enhancing), judged over the dataset: value 4
+    in most cases and 3 in none. One case cannot tell: a BraTS 2024 post-treatment case rightly holds a resection
+    cavity (4) and no enhancing tumour (3). Unreadable labels are left to ``glioseg check``."""
+    named_2023 = [c for c in cases if c.layout == "brats2023" and c.label is not None]
+    holding = {ENHANCING: 0, RESECTION_CAVITY: 0}
+    for files in named_2023:
+        try:
+            values = present_values(np.asanyarray(open_nifti(files.label).dataobj))  # type: ignore[arg-type]
+        except (InputError, LabelValueError, OSError, EOFError, zlib.error, ValueError):
+            continue
+        for value in holding:
+            holding[value] += value in values
+    if holding[ENHANCING] or holding[RESECTION_CAVITY] <= len(named_2023) / 2:
+        return None
+    return InputError(
+        folder,
+        f"labels are named the BraTS 2023 way but look numbered the BraTS 2018-2021 way: value 4 in "
+        f"{holding[RESECTION_CAVITY]} of {len(named_2023)} cases and 3 in none (since 2023, 3 is enhancing tumour "
+        "and 4 a resection cavity)",
+        "if 4 means enhancing tumour, pass --label-convention brats2021; if these are post-treatment cases with "
+        "cavities and no enhancing tumour, pass --label-convention brats2023",
+    )
 
 
 @contextlib.contextmanager

@@ -86,6 +86,16 @@ class LabelConvention:
         return lookup[np.asarray(label, dtype=np.int64)]
 
 
+def convention_record(convention: LabelConvention) -> dict:
+    """A convention as JSON (``cases.json``): its name and its whole mapping, so that a convention read from a
+    dataset.json (nnU-Net, or a re-numbered MSD copy) is rebuilt without that file."""
+    return {"name": convention.name, "file_to_internal": {str(k): v for k, v in convention.file_to_internal.items()}}
+
+
+def convention_from_record(record: dict) -> LabelConvention:
+    return LabelConvention(record["name"], {int(k): int(v) for k, v in record["file_to_internal"].items()})
+
+
 MSD = LabelConvention("msd", {0: BACKGROUND, 1: EDEMA, 2: CORE, 3: ENHANCING})
 BRATS2021 = LabelConvention("brats2021", {0: BACKGROUND, 1: CORE, 2: EDEMA, 4: ENHANCING})
 BRATS2023 = LabelConvention("brats2023", {0: BACKGROUND, 1: CORE, 2: EDEMA, 3: ENHANCING, 4: RESECTION_CAVITY})
@@ -124,26 +134,48 @@ def present_values(values: np.ndarray) -> list[int]:
     return [int(v) for v in np.flatnonzero(counts)]
 
 
-_CLASS_KEYWORDS = (  # order matters: "non-enhancing" must match core before "enhancing" matches ET
-    (RESECTION_CAVITY, ("resection", "cavity", "rc")),
-    (CORE, ("non", "necrotic", "necrosis", "ncr", "net", "netc", "core")),
-    (ENHANCING, ("enhancing", "enhancement", "et")),
-    (EDEMA, ("edema", "oedema", "ed", "snfh")),
-    (BACKGROUND, ("background", "bg")),
-)
-_REGION_KEYWORDS = (("WT", ("whole", "wt")), ("TC", ("core", "tc")), ("ET", ("enhancing", "et")))
+def _normalised(name: str) -> str:
+    """``"Non-Enhancing Tumor Core (NCR/NET)"`` -> ``"non enhancing tumor core ncr net"``."""
+    return " ".join(re.split(r"[^a-z0-9]+", name.lower())).strip()
 
 
-def _tokens(name: str) -> set[str]:
-    return set(re.split(r"[^a-z0-9]+", name.lower())) - {""}
+_CLASS_PHRASES = {  # whole names, normalised: matched first, so a long name is never read by one of its words
+    BACKGROUND: ("background", "bg", "normal", "healthy"),
+    EDEMA: ("edema", "oedema", "peritumoral edema", "peritumoural oedema", "peritumoral oedema", "whole tumor edema",
+            "surrounding non enhancing flair hyperintensity", "non enhancing flair hyperintensity",
+            "flair hyperintensity", "snfh", "ed"),
+    CORE: ("core", "necrosis", "necrotic", "necrotic core", "necrotic tumor core", "necrotic tumour core",
+           "non enhancing tumor", "non enhancing tumour", "non enhancing tumor core", "non enhancing tumour core",
+           "non enhancing core", "necrotic and non enhancing tumor core", "necrotic non enhancing tumor core",
+           "necrotic and non enhancing tumour core", "ncr net", "ncr", "net", "netc"),
+    ENHANCING: ("enhancing", "enhancing tumor", "enhancing tumour", "enhancing tumor core", "gd enhancing tumor",
+                "gd enhancing tumour", "enhancing core", "et"),
+    RESECTION_CAVITY: ("resection cavity", "cavity", "resection", "rc"),
+}  # fmt: skip
+_CLASS_ACRONYMS = {"ncr": CORE, "net": CORE, "netc": CORE, "ed": EDEMA, "snfh": EDEMA, "et": ENHANCING,
+                   "rc": RESECTION_CAVITY, "bg": BACKGROUND}  # fmt: skip
+_REGION_PHRASES = {
+    "WT": ("whole tumor", "whole tumour", "wt", "whole"),
+    "TC": ("tumor core", "tumour core", "tc", "core"),
+    "ET": ("enhancing tumor", "enhancing tumour", "et", "enhancing"),
+}
+_REGION_ACRONYMS = {"wt": "WT", "tc": "TC", "et": "ET"}
 
 
-def _match(name: str, table: Sequence[tuple[object, Sequence[str]]]) -> object:
-    tokens = _tokens(name)
-    for key, words in table:
-        if tokens & set(words) or any(w in name.lower() for w in words if len(w) > 3):
+def _lookup(name: str, phrases: Mapping, acronyms: Mapping, what: str) -> object:
+    """The class (or region) a dataset.json label name means: its whole name among the known phrases, else the one
+    known acronym among its words ("Peritumoral Edema (ED)"). Anything else is refused, never guessed."""
+    text = _normalised(name)
+    for key, known in phrases.items():
+        if text in known:
             return key
-    raise LabelValueError(f"label name {name!r} in dataset.json names no known tumour compartment")
+    found = {acronyms[word] for word in text.split() if word in acronyms}
+    if len(found) == 1:
+        return found.pop()
+    raise LabelValueError(
+        f"label name {name!r} in dataset.json is not one glioseg knows as {what}"
+        + (f" (it names several: {sorted(map(str, found))})" if found else "")
+    )
 
 
 def nnunet_convention(labels: Mapping[str, int | Sequence[int]]) -> LabelConvention:
@@ -152,27 +184,70 @@ def nnunet_convention(labels: Mapping[str, int | Sequence[int]]) -> LabelConvent
     Two forms exist. Class-based: ``{"background": 0, "edema": 1, "non-enhancing": 2, "enhancing": 3}``.
     Region-based (nnU-Net's BraTS datasets): ``{"background": 0, "whole tumor": [1, 2, 3],
     "tumor core": [2, 3], "enhancing tumor": [3]}``; a value's class follows from the regions holding it
-    (WT only -> edema, TC but not ET -> core, ET -> enhancing).
+    (WT only -> edema, TC but not ET -> core, ET -> enhancing). Names are matched against explicit phrases and
+    acronyms (``_CLASS_PHRASES``); a name that matches none, two values of one class, or a tumour class without a
+    value are refused, since any of them would silently mislabel a compartment.
     """
-    mapping: dict[int, int] = {0: BACKGROUND}
     if any(isinstance(v, (list, tuple)) for v in labels.values()):
-        members: dict[str, set[int]] = {}
-        for name, values in labels.items():
-            values = [values] if isinstance(values, int) else list(values)
-            if values == [0]:
-                continue
-            members[str(_match(name, _REGION_KEYWORDS))] = set(values)
-        for value in set().union(*members.values()):
-            if value in members.get("ET", set()):
-                mapping[value] = ENHANCING
-            elif value in members.get("TC", set()):
-                mapping[value] = CORE
-            else:
-                mapping[value] = EDEMA
-    else:
-        for name, value in labels.items():
-            mapping[int(value)] = int(_match(name, _CLASS_KEYWORDS))  # type: ignore[arg-type]
-    return LabelConvention("nnunet", mapping)
+        return _region_based(labels)
+    mapping: dict[int, int] = {}
+    named: dict[int, str] = {}  # internal class -> the dataset.json name that gave it
+    for name, value in labels.items():
+        internal = int(_lookup(name, _CLASS_PHRASES, _CLASS_ACRONYMS, "a tumour compartment"))  # type: ignore[arg-type]
+        if internal in named:
+            raise LabelValueError(f"labels {named[internal]!r} and {name!r} in dataset.json both mean "
+                                  f"{_class_name(internal)}")  # fmt: skip
+        named[internal], mapping[int(value)] = name, internal  # type: ignore[arg-type]
+    return _checked("nnunet", mapping)
+
+
+def msd_convention(labels: Mapping[str, str]) -> LabelConvention:
+    """The convention an MSD ``dataset.json`` declares (``{"0": "background", "1": "edema", ...}``, value -> name):
+    MSD Task01's own numbering (then :data:`MSD` itself), or a re-numbered copy's, read with the same phrases as
+    nnU-Net's names."""
+    declared = nnunet_convention({name: int(value) for value, name in labels.items()})
+    if dict(declared.file_to_internal) == dict(MSD.file_to_internal):
+        return MSD
+    return LabelConvention("dataset.json", declared.file_to_internal)
+
+
+def _region_based(labels: Mapping[str, int | Sequence[int]]) -> LabelConvention:
+    members: dict[str, set[int]] = {}
+    for name, values in labels.items():
+        values = [values] if isinstance(values, int) else list(values)
+        if values == [0]:
+            continue
+        region = str(_lookup(name, _REGION_PHRASES, _REGION_ACRONYMS, "a tumour region (whole tumor, core, enhancing)"))
+        if region in members:
+            raise LabelValueError(f"two labels in dataset.json name the region {region}")
+        members[region] = set(values)
+    missing = sorted(set(REGIONS) - set(members))
+    if missing:
+        raise LabelValueError(f"dataset.json declares no value for the region(s) {missing}")
+    mapping = {0: BACKGROUND}
+    for value in set().union(*members.values()):
+        mapping[value] = ENHANCING if value in members["ET"] else CORE if value in members["TC"] else EDEMA
+    return _checked("nnunet", mapping)
+
+
+def _class_name(internal: int) -> str:
+    return {BACKGROUND: "background", RESECTION_CAVITY: "resection cavity", **CLASS_NAMES}[internal]
+
+
+def _checked(name: str, mapping: dict[int, int]) -> LabelConvention:
+    """Refuse a mapping that leaves a tumour class without a value or background on a value other than 0."""
+    missing = [CLASS_NAMES[c] for c in TUMOUR_CLASSES if c not in mapping.values()]
+    if missing:
+        raise LabelValueError(f"dataset.json declares no value for {', '.join(missing)}")
+    if mapping.get(0, BACKGROUND) != BACKGROUND or any(v == BACKGROUND for k, v in mapping.items() if k != 0):
+        raise LabelValueError("dataset.json must give background the value 0, and only 0")
+    return LabelConvention(name, {0: BACKGROUND, **mapping})
+
+
+def describe(convention: LabelConvention) -> str:
+    """``"brats2021: 1 core, 2 edema, 4 enhancing"``: how a convention reads file values (``glioseg check``)."""
+    pairs = sorted(convention.file_to_internal.items())
+    return f"{convention.name}: " + ", ".join(f"{value} {_class_name(c)}" for value, c in pairs if value != 0)
 
 
 def regions_from_label(label: np.ndarray) -> np.ndarray:

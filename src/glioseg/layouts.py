@@ -7,18 +7,32 @@
 | brats2023 | ``<case>/<case>-{t2f,t1n,t1c,t2w}.nii.gz``               | ``<case>/<case>-seg...``   |
 | nnunet    | ``imagesTr/<case>_0000.nii.gz`` ... ``_0003``            | ``labelsTr/<case>.nii.gz`` |
 
-Files whose names start with a dot (macOS ``._BRATS_001.nii.gz`` in the MSD archive) are ignored.
+A dataset folder is read as the official downloads unpack: case folders may sit in subfolders (BraTS 2018/2019
+``HGG/`` and ``LGG/``, BraTS 2024 ``training_data1_v2/``) below the top folder, beside spreadsheets and notes
+(``name_mapping.csv``, ``survival_info.csv``), and files may be ``.nii`` (BraTS 2020). Files whose names start
+with a dot (macOS ``._BRATS_001.nii.gz`` in the MSD archive) are ignored. MSD's channel order and both MSD's and
+nnU-Net's label numbering come from ``dataset.json`` when it is there.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from glioseg.errors import InputError
-from glioseg.labels import BRATS2021, BRATS2023, MSD, LabelConvention, LabelValueError, nnunet_convention
+from glioseg.labels import (
+    BRATS2021,
+    BRATS2023,
+    MSD,
+    LabelConvention,
+    LabelValueError,
+    get_convention,
+    msd_convention,
+    nnunet_convention,
+)
 
 MODALITIES = ("FLAIR", "T1", "T1Gd", "T2")
 """Internal channel order of every image array."""
@@ -27,7 +41,16 @@ LAYOUTS = ("msd", "brats2021", "brats2023", "nnunet")
 NIFTI_ENDINGS = (".nii.gz", ".nii")
 BRATS2021_SUFFIXES = {"FLAIR": "flair", "T1": "t1", "T1Gd": "t1ce", "T2": "t2", "label": "seg"}
 BRATS2023_SUFFIXES = {"FLAIR": "t2f", "T1": "t1n", "T1Gd": "t1c", "T2": "t2w", "label": "seg"}
+SEPARATORS = {"brats2021": "_", "brats2023": "-"}
+MISNAMED_LABEL = re.compile(r".*_segm$", re.IGNORECASE)
+"""A label file named otherwise: BraTS 2020's ``BraTS20_Training_355/W39_1998.09.19_Segm.nii``, as released."""
 IMAGE_FOLDERS = ("imagesTr", "imagesTs")
+METADATA_ENDINGS = (".csv", ".tsv", ".json", ".md", ".txt", ".pdf", ".xlsx", ".xls", ".html", ".yaml", ".yml",
+                    ".zip", ".tar", ".gz", ".tgz", ".xz", ".sha256")  # fmt: skip
+METADATA_NAMES = ("readme", "license", "licence", "notice", "sha256sums", "md5sums")
+"""Files that downloads keep beside the cases (spreadsheets, notes, checksums, the archives they came in)."""
+MAX_DEPTH = 3
+"""How many folder levels below the given one are searched for case folders."""
 NNUNET_CHANNEL_NAMES = {  # a dataset.json channel name (lower case) -> internal modality
     "flair": "FLAIR", "t2f": "FLAIR", "t2-flair": "FLAIR", "t2_flair": "FLAIR",
     "t1": "T1", "t1n": "T1", "t1w": "T1", "native t1": "T1",
@@ -46,6 +69,7 @@ class CaseFiles:
         images: one 4D file (msd) or four files in FLAIR, T1, T1Gd, T2 order.
         label: the label file, or None where the dataset has none for this case.
         convention: how the label file numbers the compartments.
+        channels: for a 4D file, the channel holding FLAIR, T1, T1Gd and T2 (from dataset.json's ``modality``).
     """
 
     case_id: str
@@ -53,6 +77,7 @@ class CaseFiles:
     images: tuple[Path, ...]
     label: Path | None
     convention: LabelConvention
+    channels: tuple[int, int, int, int] = (0, 1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -72,7 +97,7 @@ class Problem:
 def strip_nifti(name: str) -> str | None:
     """``"a_t1.nii.gz"`` -> ``"a_t1"``; None for a name that is not NIfTI."""
     for ending in NIFTI_ENDINGS:
-        if name.endswith(ending):
+        if name.lower().endswith(ending):
             return name[: -len(ending)]
     return None
 
@@ -91,28 +116,82 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _brats_case(folder: Path, suffixes: dict[str, str], layout: str) -> tuple[CaseFiles | None, list[Problem]]:
-    """Match a BraTS case folder's files by their modality suffix."""
-    separator = "_" if layout == "brats2021" else "-"
-    found: dict[str, Path] = {}
-    problems = []
+def _is_metadata(path: Path) -> bool:
+    """A readable file that downloads keep beside cases (never a NIfTI, a link loop or a broken link)."""
+    name = path.name.lower()
+    known = name.endswith(METADATA_ENDINGS) or name in METADATA_NAMES
+    return known and strip_nifti(name) is None and path.is_file()
+
+
+def _split(stem: str, layout: str) -> tuple[str, str] | None:
+    """``"Brats18_2013_2_1_t1ce"`` -> ``("Brats18_2013_2_1", "t1ce")`` (prefix, suffix), for a BraTS layout."""
+    separator = SEPARATORS[layout]
+    if separator not in stem:
+        return None
+    prefix, suffix = stem.rsplit(separator, 1)
+    return prefix, suffix.lower()
+
+
+def _brats_case(folder: Path, layout: str) -> tuple[CaseFiles | None, list[Problem]]:
+    """Match a BraTS case folder's files by their modality suffix; one prefix, one file per modality."""
+    suffixes = BRATS2021_SUFFIXES if layout == "brats2021" else BRATS2023_SUFFIXES
     by_suffix = {suffix: key for key, suffix in suffixes.items()}
+    separator = SEPARATORS[layout]
+    found: dict[str, list[Path]] = {}
+    prefixes: dict[str, set[str]] = {}
+    problems = []
+    expected = f"a case folder holds <case>{separator}" + "/".join(suffixes.values()) + ".nii.gz only"
     for path in _visible_entries(folder):
         stem = strip_nifti(path.name)
-        suffix = stem.rsplit(separator, 1)[-1].lower() if stem and separator in stem else None
-        if suffix in by_suffix and by_suffix[suffix] not in found:
-            found[by_suffix[suffix]] = path
-        else:
+        if stem is None:
+            if not _is_metadata(path):
+                problems.append(
+                    Problem(
+                        folder.name,
+                        path,
+                        f"unexpected file in a {layout} case folder",
+                        f"{expected}; move this file elsewhere",
+                    )
+                )
+            continue
+        parts = _split(stem, layout)
+        key = by_suffix.get(parts[1]) if parts else None
+        if key is None and MISNAMED_LABEL.match(stem):
+            key, parts = "label", None  # the release's own misnaming: a label, whatever its prefix
+        if key is None:
             problems.append(
                 Problem(
                     folder.name,
                     path,
                     f"unexpected file in a {layout} case folder",
-                    f"a case folder holds only <case>{separator}"
-                    + "/".join(suffixes.values())
-                    + ".nii.gz; move this file elsewhere",
+                    f"{expected}; move this file elsewhere",
                 )
             )
+            continue
+        found.setdefault(key, []).append(path)
+        if parts:
+            prefixes.setdefault(parts[0], set()).add(key)
+    for key, paths in found.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            problems.append(
+                Problem(
+                    folder.name,
+                    paths[1],
+                    f"{len(paths)} files for the {key} of one case ({names})",
+                    "keep one file per modality in a case folder",
+                )
+            )
+    if len(prefixes) > 1:
+        named = "; ".join(f"{prefix}: {', '.join(sorted(keys))}" for prefix, keys in sorted(prefixes.items()))
+        problems.append(
+            Problem(
+                folder.name,
+                folder,
+                f"files of more than one case in one folder ({named})",
+                "give each case its own folder, its files named <case>" + separator + "...",
+            )
+        )
     missing = [m for m in MODALITIES if m not in found]
     for modality in missing:
         problems.append(
@@ -123,18 +202,19 @@ def _brats_case(folder: Path, suffixes: dict[str, str], layout: str) -> tuple[Ca
                 "add the file, or remove the case from the dataset",
             )
         )
-    if missing:
+    if problems:
         return None, problems
     convention = BRATS2021 if layout == "brats2021" else BRATS2023
-    images = tuple(found[m] for m in MODALITIES)
-    return CaseFiles(folder.name, layout, images, found.get("label"), convention), problems
+    images = tuple(found[m][0] for m in MODALITIES)
+    label = found["label"][0] if "label" in found else None
+    return CaseFiles(folder.name, layout, images, label, convention), []
 
 
 def _brats_layout_of(folder: Path) -> str | None:
-    stems = [strip_nifti(p.name) or "" for p in _visible_entries(folder)]
-    if any(s.lower().endswith(("-t2f", "-t1n", "-t1c", "-t2w")) for s in stems):
+    stems = [(strip_nifti(p.name) or "").lower() for p in _visible_entries(folder) if not _is_dir(p)]
+    if any(s.endswith(("-t2f", "-t1n", "-t1c", "-t2w")) for s in stems):
         return "brats2023"
-    if any(s.lower().endswith(("_flair", "_t1", "_t1ce", "_t2")) for s in stems):
+    if any(s.endswith(("_flair", "_t1", "_t1ce", "_t2")) for s in stems):
         return "brats2021"
     return None
 
@@ -149,37 +229,25 @@ def _read_dataset_json(root: Path) -> dict | None:
         raise InputError(path, f"not valid JSON ({error})", "repair or regenerate dataset.json") from None
 
 
-def _nnunet_channels(root: Path, meta: dict | None) -> list[str]:
-    """Internal modality of each nnU-Net channel index, from dataset.json's ``channel_names``."""
-    names = (meta or {}).get("channel_names") or (meta or {}).get("modality")
-    if not names:
-        raise InputError(
-            root / "dataset.json",
-            "nnU-Net dataset.json missing or without channel_names, so the channel order is unknown",
-            'add dataset.json with "channel_names": {"0": "FLAIR", "1": "T1", "2": "T1Gd", "3": "T2"} '
-            "(in your files' order) and its labels",
-        )
+def _channel_order(root: Path, names: dict | None, what: str) -> list[str]:
+    """Internal modality of each channel index, from dataset.json's ``channel_names`` (nnU-Net) or ``modality``
+    (MSD)."""
     order = []
-    for index in range(len(names)):
-        name = str(names.get(str(index), "")).strip().lower()
+    for index in range(len(names or {})):
+        name = str(names.get(str(index), "")).strip().lower()  # type: ignore[union-attr]
         if name not in NNUNET_CHANNEL_NAMES:
-            raise InputError(
-                root / "dataset.json",
-                f"channel {index} is named {name!r}, which is not FLAIR, T1, T1Gd/T1ce or T2",
-                "name the four channels FLAIR, T1, T1Gd, T2 in channel_names",
-            )
+            raise InputError(root / "dataset.json", f"{what} {index} is named {name!r}, which is not FLAIR, T1, "
+                             "T1Gd/T1ce or T2", f"name the four channels FLAIR, T1, T1Gd, T2 in {what}")  # fmt: skip
         order.append(NNUNET_CHANNEL_NAMES[name])
     if sorted(order) != sorted(MODALITIES):
-        raise InputError(
-            root / "dataset.json",
-            f"channel_names give {order}; glioseg needs FLAIR, T1, T1Gd and T2 once each",
-            "list the four modalities in channel_names",
-        )
+        raise InputError(root / "dataset.json", f"{what} gives {order}; glioseg needs FLAIR, T1, T1Gd and T2 once each",
+                         f"list the four modalities in {what}")  # fmt: skip
     return order
 
 
-def _image_folder_cases(root: Path) -> tuple[list[CaseFiles], list[Problem]]:
-    """MSD or nnU-Net raw: ``imagesTr``/``imagesTs`` beside ``labelsTr`` and ``dataset.json``."""
+def _image_folder_cases(root: Path, override: LabelConvention | None) -> tuple[list[CaseFiles], list[Problem]]:
+    """MSD or nnU-Net raw: ``imagesTr``/``imagesTs`` beside ``labelsTr`` and ``dataset.json``; with ``override``,
+    the labels are read in it and dataset.json's label names are not needed."""
     cases, problems = [], []
     meta = _read_dataset_json(root)
     for images_name in IMAGE_FOLDERS:
@@ -188,35 +256,70 @@ def _image_folder_cases(root: Path) -> tuple[list[CaseFiles], list[Problem]]:
             continue
         labels_dir = root / images_name.replace("images", "labels")
         stems = [s for s in (strip_nifti(p.name) for p in _visible_entries(images_dir)) if s]
-        channel_files = [s for s in stems if len(s) > 5 and s[-5] == "_" and s[-4:].isdigit()]
+        channel_files = [s for s in stems if _is_channel_file(s)]
         if channel_files and len(channel_files) == len(stems):
-            found, found_problems = _nnunet_cases(root, images_dir, labels_dir, meta)
+            found, found_problems = _nnunet_cases(root, images_dir, labels_dir, meta, override)
         else:
-            found, found_problems = _msd_cases(images_dir, labels_dir)
+            found, found_problems = _msd_cases(root, images_dir, labels_dir, meta, override)
         cases += found
         problems += found_problems
     return cases, problems
 
 
-def _msd_cases(images_dir: Path, labels_dir: Path) -> tuple[list[CaseFiles], list[Problem]]:
+def _is_channel_file(stem: str) -> bool:
+    return len(stem) > 5 and stem[-5] == "_" and stem[-4:].isdigit()
+
+
+def _msd_convention_and_channels(
+    root: Path, meta: dict | None, override: LabelConvention | None
+) -> tuple[LabelConvention, tuple[int, ...]]:
+    """MSD Task01's numbering and channel order, or the ones its dataset.json declares (not assumed)."""
+    if not meta:
+        return override or MSD, (0, 1, 2, 3)
+    try:
+        convention = override or (msd_convention(meta["labels"]) if meta.get("labels") else MSD)
+    except LabelValueError as error:
+        raise InputError(root / "dataset.json", str(error), "name the labels as MSD Task01 does") from None
+    if not meta.get("modality"):
+        return convention, (0, 1, 2, 3)
+    order = _channel_order(root, meta["modality"], "modality")
+    return convention, tuple(order.index(m) for m in MODALITIES)
+
+
+def _msd_cases(
+    root: Path, images_dir: Path, labels_dir: Path, meta: dict | None, override: LabelConvention | None
+) -> tuple[list, list[Problem]]:
+    convention, channels = _msd_convention_and_channels(root, meta, override)
     cases, problems = [], []
     for path in _visible_entries(images_dir):
         stem = strip_nifti(path.name)
         if stem is None:
-            problems.append(Problem("-", path, "not a NIfTI file", "remove it from " + images_dir.name))
+            if not _is_metadata(path):
+                problems.append(Problem("-", path, "not a NIfTI file", "remove it from " + images_dir.name))
             continue
-        cases.append(CaseFiles(stem, "msd", (path,), _label_file(labels_dir, stem), MSD))
+        label = _label_file(labels_dir, stem)
+        cases.append(CaseFiles(stem, "msd", (path,), label, convention, channels))  # type: ignore[arg-type]
     return cases, problems
 
 
 def _nnunet_cases(
-    root: Path, images_dir: Path, labels_dir: Path, meta: dict | None
+    root: Path, images_dir: Path, labels_dir: Path, meta: dict | None, override: LabelConvention | None
 ) -> tuple[list[CaseFiles], list[Problem]]:
-    order = _nnunet_channels(root, meta)
+    names = (meta or {}).get("channel_names") or (meta or {}).get("modality")
+    if not names:
+        raise InputError(
+            root / "dataset.json",
+            "nnU-Net dataset.json missing or without channel_names, so the channel order is unknown",
+            'add dataset.json with "channel_names": {"0": "FLAIR", "1": "T1", "2": "T1Gd", "3": "T2"} '
+            "(in your files' order) and its labels",
+        )
+    order = _channel_order(root, names, "channel_names")
     try:
-        convention = nnunet_convention((meta or {}).get("labels") or {})
+        convention = override or nnunet_convention((meta or {}).get("labels") or {})
     except LabelValueError as error:
-        raise InputError(root / "dataset.json", str(error), "name labels as in glioseg's README") from None
+        raise InputError(root / "dataset.json", str(error),
+                         'name labels as BraTS does, e.g. {"background": 0, "edema": 1, "non-enhancing tumor": 2, '
+                         '"enhancing tumor": 3}, or pass --label-convention') from None  # fmt: skip
     by_case: dict[str, dict[int, Path]] = {}
     for path in _visible_entries(images_dir):
         stem = strip_nifti(path.name) or ""
@@ -247,40 +350,55 @@ def _label_file(labels_dir: Path, stem: str) -> Path | None:
     return None
 
 
-def scan_dataset(folder: str | Path) -> tuple[list[CaseFiles], list[Problem]]:
+def _holds_cases(folder: Path, depth: int) -> bool:
+    """Whether ``folder`` or a folder below it (down to ``depth`` levels) is a case folder or an MSD/nnU-Net root."""
+    if _brats_layout_of(folder) or any(_is_dir(folder / name) for name in IMAGE_FOLDERS):
+        return True
+    return depth > 0 and any(_holds_cases(p, depth - 1) for p in _visible_entries(folder) if _is_dir(p))
+
+
+def _scan(root: Path, depth: int, override: LabelConvention | None) -> tuple[list[CaseFiles], list[Problem]]:
+    """The cases at and below ``root``: an MSD/nnU-Net root, or folders of case folders, possibly nested."""
+    if any(_is_dir(root / name) for name in IMAGE_FOLDERS):
+        return _image_folder_cases(root, override)
+    cases, problems = [], []
+    for entry in _visible_entries(root):
+        if not _is_dir(entry):
+            if not _is_metadata(entry):
+                problems.append(Problem("-", entry, "unexpected file among case folders", "move it elsewhere"))
+            continue
+        layout = _brats_layout_of(entry)
+        if layout is not None:
+            case, case_problems = _brats_case(entry, layout)
+            problems += case_problems
+            cases += [case if override is None else replace(case, convention=override)] if case else []
+        elif depth > 0 and _holds_cases(entry, depth - 1):
+            found, found_problems = _scan(entry, depth - 1, override)
+            cases += found
+            problems += found_problems
+        else:
+            problems.append(
+                Problem(
+                    entry.name,
+                    entry,
+                    "no BraTS-named NIfTI files in this folder",
+                    "name files <case>_flair/_t1/_t1ce/_t2.nii.gz or <case>-t2f/-t1n/-t1c/-t2w.nii.gz",
+                )
+            )
+    return cases, problems
+
+
+def scan_dataset(folder: str | Path, label_convention: str | None = None) -> tuple[list[CaseFiles], list[Problem]]:
     """All cases of a dataset folder in any layout, and the problems found on the way.
 
-    A folder is MSD / nnU-Net raw if it holds ``imagesTr`` or ``imagesTs``, otherwise a folder of BraTS
-    case folders (2018-2021 or 2023+ naming, told apart per case).
+    Args:
+        label_convention: read every label in this named convention (``--label-convention``) instead of the one
+            its layout implies.
     """
     root = Path(folder)
     if not _is_dir(root):
         raise InputError(root, "no such dataset folder", "give the folder that holds the cases")
-    if any(_is_dir(root / name) for name in IMAGE_FOLDERS):
-        cases, problems = _image_folder_cases(root)
-    else:
-        cases, problems = [], []
-        for entry in _visible_entries(root):
-            if not _is_dir(entry):
-                if entry.name not in ("README.md", "README", "SHA256SUMS", "dataset.json"):
-                    problems.append(Problem("-", entry, "unexpected file among case folders", "move it elsewhere"))
-                continue
-            layout = _brats_layout_of(entry)
-            if layout is None:
-                problems.append(
-                    Problem(
-                        entry.name,
-                        entry,
-                        "no BraTS-named NIfTI files in this folder",
-                        "name files <case>_flair/_t1/_t1ce/_t2.nii.gz or <case>-t2f/-t1n/-t1c/-t2w.nii.gz",
-                    )
-                )
-                continue
-            suffixes = BRATS2021_SUFFIXES if layout == "brats2021" else BRATS2023_SUFFIXES
-            case, case_problems = _brats_case(entry, suffixes, layout)
-            problems += case_problems
-            if case:
-                cases.append(case)
+    cases, problems = _scan(root, MAX_DEPTH, None if label_convention is None else get_convention(label_convention))
     counts = Counter(c.case_id for c in cases)
     for case_id, count in counts.items():
         if count > 1:
@@ -298,50 +416,42 @@ def scan_dataset(folder: str | Path) -> tuple[list[CaseFiles], list[Problem]]:
     return cases, problems
 
 
-def find_cases(folder: str | Path) -> list[CaseFiles]:
-    """The cases of a dataset folder, images paired with labels.
-
-    Raises:
-        InputError: naming the first problem (all are listed by ``glioseg check``).
-    """
-    cases, problems = scan_dataset(folder)
-    if problems:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more problems: run `glioseg check {folder}`)" if len(problems) > 1 else ""
-        raise InputError(first.path, first.problem + more, first.fix)
-    return cases
-
-
-def locate_case(path: str | Path) -> CaseFiles:
-    """The files of one case given as a BraTS case folder, an MSD 4D image or one nnU-Net channel file."""
+def locate_case(path: str | Path, label_convention: str | None = None) -> CaseFiles:
+    """The files of one case given as a BraTS case folder, a 4D image (MSD style, in any folder) or one nnU-Net
+    channel file."""
     path = Path(path)
     if _is_dir(path):
         layout = _brats_layout_of(path)
         if layout is None:
-            raise InputError(
-                path,
-                "this folder holds no BraTS-named NIfTI files",
-                "give a case folder (<case>_flair.nii.gz ... or <case>-t2f.nii.gz ...), "
-                "an MSD 4D image or an nnU-Net <case>_0000.nii.gz",
-            )
-        suffixes = BRATS2021_SUFFIXES if layout == "brats2021" else BRATS2023_SUFFIXES
-        case, problems = _brats_case(path, suffixes, layout)
-        missing = [p for p in problems if "missing" in p.problem]
-        if case is None or missing:
-            first = missing[0] if missing else problems[0]
+            raise InputError(path, "this folder holds no BraTS-named NIfTI files",
+                             "give a case folder (<case>_flair.nii.gz ... or <case>-t2f.nii.gz ...), "
+                             "a 4D image or an nnU-Net <case>_0000.nii.gz")  # fmt: skip
+        case, problems = _brats_case(path, layout)
+        if case is None:
+            first = next((p for p in problems if "missing" in p.problem), problems[0])
             raise InputError(first.path, first.problem, first.fix)
-        return case
+        return case if label_convention is None else replace(case, convention=get_convention(label_convention))
+    return _file_case(path, None if label_convention is None else get_convention(label_convention))
+
+
+def _file_case(path: Path, override: LabelConvention | None) -> CaseFiles:
+    """A case named by one file: an nnU-Net channel file (its siblings complete it) or a 4D image. A label is looked
+    for only where a dataset keeps one (``labelsTr`` beside ``imagesTr``), never beside a file in any folder."""
     stem = strip_nifti(path.name)
-    if stem is None or not path.exists():
+    if stem is None or not path.is_file():
         raise InputError(path, "not a case folder or NIfTI file", "give an existing case folder or .nii.gz file")
-    root, images_dir = path.parent.parent, path.parent
+    images_dir = path.parent
+    in_dataset = images_dir.name in IMAGE_FOLDERS
+    root = images_dir.parent if in_dataset else images_dir
     labels_dir = root / images_dir.name.replace("images", "labels")
-    is_channel = len(stem) > 5 and stem[-5] == "_" and stem[-4:].isdigit()
-    if is_channel and (images_dir / f"{stem[:-5]}_0001{path.name[len(stem) :]}").exists():
-        cases, problems = _nnunet_cases(root, images_dir, labels_dir, _read_dataset_json(root))
+    meta = _read_dataset_json(root) if in_dataset else None
+    if _is_channel_file(stem) and (images_dir / f"{stem[:-5]}_0001{path.name[len(stem) :]}").exists():
+        cases, problems = _nnunet_cases(root, images_dir, labels_dir, meta, override)
         for case in cases:
             if case.case_id == stem[:-5]:
                 return case
         first = next(p for p in problems if p.case_id == stem[:-5])
         raise InputError(first.path, first.problem, first.fix)
-    return CaseFiles(stem, "msd", (path,), _label_file(labels_dir, stem), MSD)
+    convention, channels = _msd_convention_and_channels(root, meta, override)
+    label = _label_file(labels_dir, stem) if in_dataset else None
+    return CaseFiles(stem, "msd", (path,), label, convention, channels)  # type: ignore[arg-type]

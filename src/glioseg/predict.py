@@ -27,9 +27,9 @@ from glioseg.config import PredictConfig, RunConfig
 from glioseg.devices import choose_device
 from glioseg.errors import InputError
 from glioseg.inference import ensemble_probabilities
-from glioseg.io import Case, atomic_path, nifti_like, read_case, remove_stale_temporaries, write_label
-from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention
-from glioseg.layouts import CaseFiles, find_cases, locate_case
+from glioseg.io import Case, atomic_path, find_cases, nifti_like, read_case, remove_stale_temporaries, write_label
+from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
+from glioseg.layouts import CaseFiles, locate_case
 from glioseg.metrics import volumes_ml
 from glioseg.model import UNet3D
 from glioseg.postprocess import (
@@ -314,7 +314,7 @@ def write_case_index(out: Path, cases: list[CaseFiles], settings: PredictConfig)
         {
             "case_id": files.case_id,
             "mask": f"{files.case_id}.nii.gz",
-            "mask_convention": _output_convention(files, settings).name,
+            "mask_convention": convention_record(_output_convention(files, settings)),
             "source": str(case_source(files).resolve()),  # what locate_case() reads back
             "has_label": files.label is not None,
         }

@@ -129,9 +129,11 @@ class CachedCase:
 
 
 def source_fingerprint(files: CaseFiles) -> list[list]:
-    """What identifies a case's source files: path, size and modification time of each."""
+    """What identifies a case's source: path, size and modification time of each file, how its label numbers the
+    compartments (``--label-convention`` changes the cached labels) and which channel holds which modality."""
     paths = [*files.images, *([files.label] if files.label else [])]
-    return [[str(Path(p).resolve()), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
+    reading = [[[k, v] for k, v in sorted(files.convention.file_to_internal.items())], list(files.channels)]  # as JSON
+    return [[str(Path(p).resolve()), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths] + [reading]
 
 
 def settings_key(config: PreprocessConfig) -> str:

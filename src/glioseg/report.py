@@ -224,11 +224,11 @@ def _case_overlay(predictions: Path, entry: dict):
 
     from glioseg.figures import plot_overlay
     from glioseg.io import read_case
-    from glioseg.labels import get_convention
+    from glioseg.labels import convention_from_record
 
     case = read_case(entry["source"])
     mask = np.asarray(nib.load(predictions / entry["mask"]).dataobj)
-    return plot_overlay(case, get_convention(entry["mask_convention"]).to_internal(mask))
+    return plot_overlay(case, convention_from_record(entry["mask_convention"]).to_internal(mask))
 
 
 def _volumes_section(rows: list[dict]) -> str:

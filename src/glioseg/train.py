@@ -24,9 +24,8 @@ from glioseg.devices import choose_device, mixed_precision_dtype
 from glioseg.errors import InputError
 from glioseg.figures import save_learning_curves
 from glioseg.inference import ensemble_probabilities
-from glioseg.io import atomic_path, remove_stale_temporaries
+from glioseg.io import atomic_path, find_cases, remove_stale_temporaries
 from glioseg.labels import CLASS_NAMES, REGIONS
-from glioseg.layouts import find_cases
 from glioseg.losses import deep_supervision_loss, make_loss
 from glioseg.metrics import case_metrics
 from glioseg.model import UNet3D
@@ -41,7 +40,7 @@ from glioseg.runs import (
     truncate_history,
 )
 from glioseg.sampling import PatchBatches, batch_loader
-from glioseg.splits import kfold_splits, read_splits, write_splits
+from glioseg.splits import kfold_splits, patient_of, read_splits, write_splits
 
 VALIDATION_SEED, VALIDATION_BATCHES = 10**6, 4
 VALIDATION_OVERLAP = 0.25
@@ -182,8 +181,8 @@ def check_run_config(config: RunConfig) -> None:
                          f"give 0 to {settings.folds - 1}, or all")  # fmt: skip
 
 
-def _labelled_cases(data: Path, minimum: int = 2) -> list:
-    cases = [c for c in find_cases(data) if c.label is not None]
+def _labelled_cases(data: Path, minimum: int = 2, label_convention: str | None = None) -> list:
+    cases = [c for c in find_cases(data, label_convention) if c.label is not None]
     if len(cases) < minimum:
         raise InputError(data, f"{len(cases)} labelled cases found; training needs at least {minimum}",
                          "add labelled cases")  # fmt: skip
@@ -206,7 +205,8 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(config_path) as temporary:
         temporary.write_text(config.to_json())
-    write_splits(splits_path, kfold_splits(case_ids, config.train.folds, config.train.seed))
+    splits = kfold_splits(case_ids, config.train.folds, config.train.seed, config.train.group_regex)
+    write_splits(splits_path, splits)
 
 
 def train(
@@ -225,10 +225,12 @@ def train(
     cache_root = Path(cache_root or CACHE_DIR)
     torch_device = choose_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     place = setup_distributed(torch_device)
-    files = _labelled_cases(data)
-    if config.train.fold is not None and len(files) < config.train.folds:
-        raise InputError(data, f"{len(files)} labelled cases, fewer than the {config.train.folds} folds asked for",
-                         f"use --folds {max(len(files), 2)} or fewer, or --fold all")  # fmt: skip
+    files = _labelled_cases(data, label_convention=config.train.label_convention)
+    patients = {patient_of(f.case_id, config.train.group_regex) for f in files}
+    if config.train.fold is not None and len(patients) < config.train.folds:
+        raise InputError(data, f"{len(files)} labelled cases of {len(patients)} patients, fewer than the "
+                         f"{config.train.folds} folds asked for",
+                         f"use --folds {max(len(patients), 2)} or fewer, or --fold all")  # fmt: skip
     extra = Path(config.train.extra_data) if config.train.extra_data else None
     extra_files = _labelled_cases(extra, minimum=1) if extra else []
 

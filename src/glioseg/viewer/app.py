@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from glioseg.config import UploadLimits
 from glioseg.errors import InputError
-from glioseg.labels import CLASS_NAMES, STRUCTURE_NAMES, get_convention
+from glioseg.labels import CLASS_NAMES, STRUCTURE_NAMES, LabelConvention, convention_from_record
 from glioseg.layouts import MODALITIES, locate_case
 from glioseg.predict import read_case_index
 from glioseg.viewer.uploads import arrange_case, store_upload, unpack_zip
@@ -119,7 +119,7 @@ class JobQueue:
                 shutil.rmtree(job.folder, ignore_errors=True)
 
 
-def write_view_files(job: Job, case, label: np.ndarray, convention_name: str) -> None:
+def write_view_files(job: Job, case, label: np.ndarray, convention: LabelConvention) -> None:
     """The files the page loads: each modality, the internal-class overlay and the mask in the user's convention."""
     from glioseg.io import atomic_path, nifti_like, write_label
     from glioseg.metrics import volumes_ml
@@ -132,7 +132,7 @@ def write_view_files(job: Job, case, label: np.ndarray, convention_name: str) ->
             nib.save(nifti_like(case.image[channel], case.header, np.float32), temporary)
     with atomic_path(out / "overlay.nii.gz") as temporary:
         nib.save(nifti_like(label, case.header, np.uint8), temporary)
-    write_label(out / "segmentation.nii.gz", label, case, get_convention(convention_name))
+    write_label(out / "segmentation.nii.gz", label, case, convention)
     job.case_id = case.case_id
     job.volumes_ml = {name: round(value, 2) for name, value in volumes_ml(label, case.spacing).items()}
     voxel = np.argwhere(label > 0).mean(0) if label.any() else (np.array(label.shape) - 1) / 2
@@ -152,7 +152,7 @@ def segment_upload(model_loader: Callable[[], object], source: Path) -> Callable
         model = model_loader()
         job.stage = "segmenting"
         prediction = model.predict(case)  # type: ignore[attr-defined]
-        write_view_files(job, case, prediction.label, files.convention.name)
+        write_view_files(job, case, prediction.label, files.convention)
 
     return work
 
@@ -165,9 +165,9 @@ def open_prediction(pred_dir: Path, entry: dict) -> Callable[[Job], None]:
 
         job.stage = "reading the case"
         case = read_case(entry["source"])
-        convention = get_convention(entry["mask_convention"])
+        convention = convention_from_record(entry["mask_convention"])
         label = convention.to_internal(np.asarray(nib.load(pred_dir / entry["mask"]).dataobj))
-        write_view_files(job, case, label, entry["mask_convention"])
+        write_view_files(job, case, label, convention)
 
     return work
 
