@@ -2,6 +2,7 @@ import gzip
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -103,3 +104,64 @@ def test_real_sample_passes_check(brats2018_sample):
     result = run_cli("check", brats2018_sample)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "12 cases" in result.stderr
+
+
+def renumbered_2023_dataset(cohort_factory, tmp_path) -> Path:
+    """BraTS 2023-named cases whose labels use the 2018 numbering (4 enhancing), as a converted copy can be."""
+    copy = tmp_path / "renumbered"
+    shutil.copytree(cohort_factory("brats2023", cases=3), copy)
+    for seg_path in copy.glob("*/*-seg.nii.gz"):
+        seg = nib.load(seg_path)
+        values = np.asarray(seg.dataobj).copy()
+        nib.save(nib.Nifti1Image(np.where(values == 3, 4, values).astype(np.uint8), seg.affine), seg_path)
+    return copy
+
+
+def test_brats2023_names_with_2018_numbering_are_refused_naming_the_override(cohort_factory, tmp_path):
+    data = renumbered_2023_dataset(cohort_factory, tmp_path)
+    result = run_cli("check", data)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1 and "numbered the BraTS 2018-2021 way" in output and "3 of 3" in output
+    assert "--label-convention brats2021" in output
+    trained = run_cli("train", data, "--out", tmp_path / "run", "--cache", tmp_path / "cache", "--folds", "2")
+    assert trained.returncode == 2 and "--label-convention" in trained.stderr and not (tmp_path / "run").exists()
+    read = run_cli("check", data, "--label-convention", "brats2021")
+    assert read.returncode == 0, read.stdout + read.stderr
+    assert "read as brats2021: 1 core, 2 edema, 4 enhancing" in " ".join(read.stderr.split())
+    from glioseg.io import find_cases, read_case
+
+    original = [read_case(f).label for f in find_cases(cohort_factory("brats2023", cases=3))]
+    overridden = [read_case(f).label for f in find_cases(data, "brats2021")]
+    for expected, label in zip(original, overridden):
+        np.testing.assert_array_equal(label, expected)  # 4 read as enhancing tumour, not as a cavity
+
+
+def test_a_post_treatment_case_with_a_cavity_and_no_enhancing_tumour_is_read_as_such(cohort_factory, tmp_path):
+    """One BraTS 2024 case with a resection cavity (4) and no enhancing tumour among cases with 3: no refusal."""
+    copy = tmp_path / "post"
+    shutil.copytree(cohort_factory("brats2023", cases=3), copy)
+    seg_path = sorted(copy.glob("*/*-seg.nii.gz"))[0]
+    seg = nib.load(seg_path)
+    values = np.asarray(seg.dataobj).copy()
+    nib.save(nib.Nifti1Image(np.where(values == 3, 4, values).astype(np.uint8), seg.affine), seg_path)
+    result = run_cli("check", copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "read as brats2023: 1 core, 2 edema, 3 enhancing, 4 resection cavity" in " ".join(result.stderr.split())
+
+
+def test_dataset_json_that_would_make_edema_core_is_read_right(cohort_factory, tmp_path):
+    """The BraTS 2023 names in an nnU-Net dataset.json: SNFH is edema (it says non-enhancing, and is not core)."""
+    import json
+
+    copy = tmp_path / "nnunet"
+    shutil.copytree(cohort_factory("nnunet", cases=3), copy)
+    meta = json.loads((copy / "dataset.json").read_text())
+    meta["labels"] = {"background": 0, "surrounding non-enhancing FLAIR hyperintensity": 1,
+                      "non-enhancing tumor core": 2, "enhancing tumor": 3}  # fmt: skip
+    (copy / "dataset.json").write_text(json.dumps(meta))
+    result = run_cli("check", copy)
+    assert result.returncode == 0 and "read as nnunet: 1 edema, 2 core, 3 enhancing" in " ".join(result.stderr.split())
+    meta["labels"] = {"background": 0, "edema": 1, "peritumoral edema": 2, "enhancing tumor": 3}
+    (copy / "dataset.json").write_text(json.dumps(meta))
+    refused = run_cli("check", copy)
+    assert refused.returncode == 2 and "both mean edema" in refused.stderr and "dataset.json" in refused.stderr

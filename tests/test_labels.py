@@ -84,3 +84,44 @@ def test_regions_are_nested_and_invert():
 def test_enhancing_outside_core_still_counts_as_enhancing():
     regions = np.array([[True], [False], [True]])
     assert label_from_regions(regions).tolist() == [ENHANCING]
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        # the BraTS 2023 names: "non-enhancing" in SNFH must not make edema into core
+        ({"background": 0, "non-enhancing tumor core": 1, "surrounding non-enhancing FLAIR hyperintensity": 2,
+          "enhancing tumor": 3}, {1: CORE, 2: EDEMA, 3: ENHANCING}),
+        ({"background": 0, "NETC": 1, "SNFH": 2, "ET": 3, "RC": 4},
+         {1: CORE, 2: EDEMA, 3: ENHANCING, 4: RESECTION_CAVITY}),
+        ({"background": 0, "Necrotic and Non-Enhancing Tumor Core (NCR/NET)": 1, "Peritumoral Edema (ED)": 2,
+          "GD-enhancing tumor (ET)": 4}, {1: CORE, 2: EDEMA, 4: ENHANCING}),
+        ({"background": 0, "peritumoural oedema": 3, "necrosis": 1, "enhancing tumour": 2},
+         {3: EDEMA, 1: CORE, 2: ENHANCING}),
+    ],
+)  # fmt: skip
+def test_dataset_json_names_are_matched_by_whole_phrase_or_acronym(labels, expected):
+    assert nnunet_convention(labels).file_to_internal == {0: 0, **expected}
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"background": 0, "edema": 1, "oedema": 2, "non-enhancing tumor": 3, "enhancing tumor": 4}, "both mean edema"),
+        ({"background": 0, "edema": 1, "enhancing tumor": 2}, "no value for core"),
+        ({"background": 0, "tumour": 1, "edema": 2, "enhancing": 3}, "'tumour'"),  # which compartment? never guessed
+        ({"background": 0, "NCR/ED": 1, "core": 2, "enhancing": 3}, "names several"),
+        ({"background": 1, "edema": 0, "core": 2, "enhancing": 3}, "background the value 0"),
+        ({"background": 0, "whole tumor": [1, 2, 3], "enhancing tumor": [3]}, "region"),
+    ],
+)  # fmt: skip
+def test_ambiguous_or_incomplete_label_names_are_refused(labels, message):
+    with pytest.raises(LabelValueError, match=message):
+        nnunet_convention(labels)
+
+
+def test_the_config_names_the_conventions_labels_defines():
+    from glioseg.config import LABEL_CONVENTIONS
+    from glioseg.labels import CONVENTIONS
+
+    assert set(LABEL_CONVENTIONS) == set(CONVENTIONS)
