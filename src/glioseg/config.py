@@ -103,7 +103,9 @@ class TrainConfig:
     optimizer: Literal[OPTIMIZERS] = field(
         default="adamw", metadata=cli("adamw, or sgd (momentum 0.99, Nesterov, as nnU-Net).")
     )
-    learning_rate: float = field(default=3e-3, metadata=cli("Initial learning rate (poly decay).", flag="--lr"))
+    learning_rate: float = field(
+        default=3e-3, metadata=cli("Initial learning rate (poly decay).", flag="--lr", min=0.0)
+    )
     weight_decay: float = field(default=1e-5, metadata=cli("Weight decay of the optimiser.", min=0.0))
     loss: Literal[LOSSES] = field(
         default="dice_bce", metadata=cli("dice or dice_bce with the regions head, dice_ce with the classes head.")

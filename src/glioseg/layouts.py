@@ -234,9 +234,10 @@ def _channel_order(root: Path, names: dict | None, what: str) -> list[str]:
     (MSD)."""
     order = []
     for index in range(len(names or {})):
-        name = str(names.get(str(index), "")).strip().lower()  # type: ignore[union-attr]
+        given = str(names.get(str(index), "")).strip()  # type: ignore[union-attr]
+        name = given.lower()
         if name not in NNUNET_CHANNEL_NAMES:
-            raise InputError(root / "dataset.json", f"{what} {index} is named {name!r}, which is not FLAIR, T1, "
+            raise InputError(root / "dataset.json", f"{what} {index} is named {given!r}, which is not FLAIR, T1, "
                              "T1Gd/T1ce or T2", f"name the four channels FLAIR, T1, T1Gd, T2 in {what}")  # fmt: skip
         order.append(NNUNET_CHANNEL_NAMES[name])
     if sorted(order) != sorted(MODALITIES):

@@ -169,6 +169,9 @@ def validation_loss(model: UNet3D, cases: list[CachedCase], config: RunConfig, l
 def check_run_config(config: RunConfig) -> None:
     """Refuse settings that cannot train, naming the option and the fix, before anything is read or written."""
     model, settings = config.model, config.train
+    spacing = config.preprocess.spacing_mm
+    if spacing is not None and not all(0 < s < 100 for s in spacing):
+        raise InputError("--spacing", f"{spacing} mm is not a voxel size", "give three sizes in mm, e.g. 2 2 2")
     if (model.head == "classes") != (settings.loss == "dice_ce"):
         raise InputError("--loss", f"{settings.loss} does not go with the {model.head} head",
                          "use --loss dice or dice_bce with --head regions, dice_ce with --head classes")  # fmt: skip
