@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import glioseg
-from conftest import glioseg_cli
+from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
 from glioseg.config import PostprocessConfig, PredictConfig
 from glioseg.errors import InputError
 from glioseg.io import find_cases
@@ -140,7 +140,8 @@ def test_python_api(runs, cohort_factory):
     assert list(table.columns) == ["sensitivity", "specificity", "dice"]
     assert ((table["specificity"] >= 0) & (table["specificity"] <= 1)).all()
     figure = glioseg.plot_overlay(case, prediction, loc=(20, 20, 16))
-    assert len(figure.axes) == 6 and "prediction, axial 16" in [ax.get_title() for ax in figure.axes]
+    assert len(figure.axes) == 6 and "prediction, axial" in [ax.get_title() for ax in figure.axes]
+    assert "voxel (20, 20, 16)" in figure._suptitle.get_text()
 
 
 def test_mismatched_or_corrupt_runs_are_refused(runs, tmp_path):
@@ -227,3 +228,17 @@ def test_window_sizes_round_up_to_the_networks_divisor(runs, cohort_factory, tmp
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "predict.json").read_text())["window"] == "whole"
     assert glioseg_cli("predict", runs[0], data, "--out", tmp_path / "x", "--window", "big").returncode == 2
+
+
+def test_overwrite_removes_extras_the_new_settings_do_not_write(tiny_runs, cohort_factory, tmp_path):
+    """TTA wrote an uncertainty map, --save-probabilities the probabilities; predicting again with --overwrite and
+    neither leaves no stale file beside the new masks."""
+    data = cohort_factory("brats2021", cases=2, seed=3, shape=PHANTOM_RUN_SHAPE)
+    out = tmp_path / "pred"
+    first = glioseg_cli("predict", tiny_runs(0), data, "--out", out, "--tta", "--save-probabilities")
+    assert first.returncode == 0, first.stderr
+    assert len(list(out.glob("*_uncertainty.nii.gz"))) == 2 and len(list(out.glob("*_probabilities.nii.gz"))) == 2
+    again = glioseg_cli("predict", tiny_runs(0), data, "--out", out, "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert not list(out.glob("*_uncertainty.nii.gz")) and not list(out.glob("*_probabilities.nii.gz"))
+    assert len(list(out.glob("*.nii.gz"))) == 2

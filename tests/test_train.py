@@ -220,3 +220,21 @@ def test_trains_on_the_real_brats2018_sample_without_conversion(brats2018_sample
     assert result.returncode == 0, result.stderr[-2000:]
     assert [len(s["val"]) for s in json.loads((run / "splits.json").read_text())] == [3, 3, 3, 3]
     assert "dice/WT" in read_history(run)[-1]
+
+
+def test_a_torn_last_history_line_does_not_break_resume(data, tmp_path):
+    """A kill while the history line was being written leaves half a JSON line: --resume redoes that epoch."""
+    run = tmp_path / "run"
+    assert (
+        glioseg(*train_args(data, run, tmp_path / "cache", "--epochs", "2", "--steps-per-epoch", "2")).returncode == 0
+    )
+    history = run / "history.jsonl"
+    lines = history.read_text().splitlines()
+    history.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # epoch 2's line torn
+    state = load_checkpoint(run / "last.pt")
+    state["epoch"] = 1  # the checkpoint of epoch 1: the kill came before epoch 2's checkpoint
+    torch.save(state, run / "last.pt")
+    resumed = glioseg(*train_args(data, run, tmp_path / "cache", "--epochs", "2", "--steps-per-epoch", "2",
+                                  "--resume"))  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [entry["epoch"] for entry in read_history(run)] == [1, 2]

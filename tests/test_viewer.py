@@ -188,7 +188,8 @@ def test_twenty_concurrent_uploads_all_finish_while_the_page_stays_responsive(mo
     import httpx
 
     payload = case_upload(case_files[0])
-    with serving(create_app(lambda: model, work=tmp_path / "work")) as url:
+    limits = UploadLimits(max_waiting_jobs=20)
+    with serving(create_app(lambda: model, work=tmp_path / "work", limits=limits)) as url:
         latencies: list[float] = []
         stop = threading.Event()
 
@@ -231,3 +232,150 @@ def test_no_endpoint_serves_a_path_from_the_request(model, tmp_path):
         response = client.get(path)
         assert response.status_code in (404, 405, 422), (path, response.status_code)
         assert "create_app" not in response.text and "root:" not in response.text
+
+
+def corrupted_zip(case_files) -> bytes:
+    """A zip of a case whose first entry's compressed bytes were damaged near its end (past the part glioseg sniffs):
+    its CRC check fails while unpacking."""
+    data = bytearray(zip_of([(p.name, p.read_bytes()) for p in case_files[0].images]))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zipped:
+        entry = zipped.infolist()[0]
+    end = entry.header_offset + 30 + len(entry.filename) + len(entry.extra) + entry.compress_size
+    for offset in range(end - 300, end - 100):
+        data[offset] ^= 0x55
+    return bytes(data)
+
+
+def encrypted_zip(case_files) -> bytes:
+    """A zip whose entries are marked encrypted (the flag a password-protected zip sets in every entry's headers)."""
+    data = bytearray(zip_of([(p.name, p.read_bytes()) for p in case_files[0].images]))
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
+        start = data.find(signature)
+        while start != -1:
+            data[start + flag_offset] |= 0x1
+            start = data.find(signature, start + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("make", "message"), [(corrupted_zip, "cannot unpack"), (encrypted_zip, "encrypted")])
+def test_a_damaged_or_encrypted_zip_is_refused_and_no_job_stays_queued(model, case_files, tmp_path, make, message):
+    client = make_client(model, tmp_path)
+    response = upload(client, [("case.zip", make(case_files))])
+    assert response.status_code == 400 and message in response.json()["detail"], response.text
+    assert client.get("/api/jobs").json() == [] and job_folders(tmp_path) == []
+
+
+def test_a_full_disk_ends_the_job_as_failed_with_the_reason(model, case_files, tmp_path, monkeypatch):
+    import errno
+
+    import glioseg.viewer.app as viewer_app
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(viewer_app, "receive_upload", disk_full)
+    client = make_client(model, tmp_path)
+    response = upload(client, case_upload(case_files[0]))
+    assert response.status_code == 500 and "No space left" in response.json()["detail"]
+    [job] = client.get("/api/jobs").json()
+    assert job["status"] == "failed" and "No space left" in job["error"]  # never "queued" for ever
+
+
+def test_the_queue_is_bounded_in_waiting_jobs_and_disk(case_files, tmp_path):
+    """While a job runs, at most max_waiting_jobs wait; more are refused with 503, nothing stored for them. A disk
+    budget too small for the upload refuses it too; finished jobs are deleted first to make room."""
+    release = threading.Event()
+
+    class Slow:
+        def predict(self, case):
+            release.wait(60)
+            raise RuntimeError("stopped")
+
+    client = make_client(Slow(), tmp_path, limits=UploadLimits(max_waiting_jobs=2))
+    accepted = [upload(client, case_upload(case_files[0])) for _ in range(3)]  # one runs, two wait
+    assert [r.status_code for r in accepted] == [202] * 3
+    deadline = time.time() + 30
+    while client.get(f"/api/jobs/{accepted[0].json()['id']}").json()["status"] != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    refused = upload(client, case_upload(case_files[0]))
+    assert refused.status_code == 503 and "busy" in refused.json()["detail"]
+    assert len(job_folders(tmp_path)) == 3
+    release.set()
+    for response in accepted:
+        assert wait(client, response.json()["id"])["status"] == "failed"
+    tiny = make_client(Slow(), tmp_path / "tiny", limits=UploadLimits(max_stored_mb=0.01))
+    assert upload(tiny, case_upload(case_files[0])).status_code == 503
+
+
+def test_beyond_loopback_each_browser_sees_only_its_own_jobs(model, case_files, tmp_path):
+    app = create_app(lambda: model, work=tmp_path / "work", private=True)
+    alice, bob, mallory = TestClient(app), TestClient(app), TestClient(app)
+    assert alice.get("/").status_code == 200 and "glioseg_session" in alice.cookies
+    job = upload(alice, case_upload(case_files[0])).json()
+    assert wait(alice, job["id"])["status"] == "done"
+    bob.get("/")
+    assert bob.cookies["glioseg_session"] != alice.cookies["glioseg_session"]
+    assert bob.get("/api/jobs").json() == [] and bob.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert bob.get(f"/api/jobs/{job['id']}/files/segmentation").status_code == 404
+    mallory.cookies.set("glioseg_session", "guessed-token")
+    assert mallory.get("/api/jobs").json() == [] and mallory.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert [j["id"] for j in alice.get("/api/jobs").json()] == [job["id"]]
+    assert alice.get(f"/api/jobs/{job['id']}/files/segmentation").status_code == 200
+
+
+def test_a_client_dripping_an_upload_does_not_stall_the_others(model, tmp_path):
+    """A hostile client that sends headers promising 100 MB and then a trickle: other clients are served at once,
+    and no job exists for the unfinished upload."""
+    import socket
+    from urllib.parse import urlparse
+
+    import httpx
+
+    with serving(create_app(lambda: model, work=tmp_path / "work")) as url:
+        address = urlparse(url)
+        drip = socket.create_connection((address.hostname, address.port))
+        drip.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+                     b"Content-Length: 100000000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"files\"; "
+                     b"filename=\"a_flair.nii.gz\"\r\n\r\n" + b"\x1f\x8b" + b"\0" * 1000)  # fmt: skip
+        try:
+            with httpx.Client(base_url=url, timeout=5) as client:
+                for _ in range(5):
+                    assert client.get("/api/info").status_code == 200
+                    drip.sendall(b"\0" * 100)
+                assert client.get("/api/jobs").json() == []
+        finally:
+            drip.close()
+
+
+def test_the_job_list_is_read_whole_while_jobs_come_and_go(tmp_path):
+    """Listing jobs while others are created and deleted never sees a half-changed list (it is read under a lock)."""
+    from glioseg.viewer.app import JobQueue
+
+    jobs = JobQueue(tmp_path, UploadLimits(max_waiting_jobs=10_000), max_jobs=10_000)
+    errors, stop = [], threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            jobs.discard(jobs.new_job("x"))
+
+    def read():
+        try:
+            while not stop.is_set():
+                jobs.snapshot()
+        except Exception as error:  # RuntimeError: dictionary changed size during iteration
+            errors.append(error)
+
+    threads = [threading.Thread(target=churn) for _ in range(3)] + [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_the_viewer_reads_smaller_volumes_than_the_command_line(model, case_files, tmp_path):
+    client = make_client(model, tmp_path, limits=UploadLimits(max_voxels=1000))
+    job = wait(client, upload(client, case_upload(case_files[0])).json()["id"])
+    assert job["status"] == "failed" and "voxels per volume" in job["error"]

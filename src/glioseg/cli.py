@@ -139,13 +139,10 @@ def synth(
     ids = write_cohort(out, cases, layout, seed, grid, progress=True)  # type: ignore[arg-type]
     console.print(f"{len(ids)} phantom cases in {out} ({layout}, grid {grid}, seed {seed})")
     if preview:
-        import numpy as np
-
         from glioseg.figures import save_case_preview
 
         phantom = make_phantom(0, seed, grid, ids[0])  # type: ignore[arg-type]
-        spacing = tuple(float(s) for s in np.abs(np.diag(phantom.affine))[:3])
-        path = save_case_preview(phantom.image, phantom.label, out / "preview.png", ids[0], spacing)
+        path = save_case_preview(phantom.image, phantom.label, out / "preview.png", ids[0], phantom.affine)
         console.print(f"preview: {path}")
 
 
@@ -347,6 +344,7 @@ def crossval(
     out: Annotated[Path, typer.Option("--out", help="Folder for predictions and metrics.")],
     settings: PredictConfig,
     postprocess: PostprocessConfig,
+    overwrite: Annotated[bool, typer.Option(help="Redo a folder cross-validated with other runs or settings.")] = False,
 ) -> None:
     """Cross-validate: each case predicted by the fold run that held it out, then all evaluated together.
 
@@ -354,7 +352,8 @@ def crossval(
     """
     from glioseg.crossval import cross_validate
 
-    csv_path, json_path = cross_validate(runs, data, out, dataclasses.replace(settings, postprocess=postprocess))
+    settings = dataclasses.replace(settings, postprocess=postprocess)
+    csv_path, json_path = cross_validate(runs, data, out, settings, overwrite)
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
 
@@ -406,8 +405,12 @@ def serve(
         if not (folder / "cases.json").exists():
             raise InputError(folder, "no cases.json here", "give a folder written by glioseg predict")
     model = load_model(runs or None, device)  # fail now, not at the first upload
-    app = create_app(lambda: model, list(predictions or []), limits=limits)
+    private = host not in ("127.0.0.1", "localhost", "::1")  # others can reach it: keep each browser's jobs apart
+    app = create_app(lambda: model, list(predictions or []), limits=limits, private=private)
     console.print(f"viewer on http://{host}:{port} (Ctrl+C stops it)")
+    if private:
+        console.print("listening beyond this machine: each browser sees only its own jobs; no password, no TLS "
+                      "(README, 'The viewer on a network')")  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -229,6 +229,13 @@ class UploadLimits:
     max_files: int = 8
     max_unpacked_bytes: int = 2 * 1024**3  # all NIfTI files after unzipping
     max_zip_entries: int = 32
+    max_voxels: int = 300**3  # per 3D volume (a BraTS case has 240 x 240 x 155; the command line allows 512**3)
+    max_waiting_jobs: int = field(
+        default=4, metadata=cli("Uploads queued behind the running one before refusing.", min=1)
+    )
+    max_stored_mb: float = field(
+        default=4096, metadata=cli("Disk the jobs may use, MB; the oldest finished jobs go first.", min=1.0)
+    )
 
     @property
     def max_bytes(self) -> int:

@@ -8,12 +8,13 @@ Writes ``OUT/predictions/<case_id>.nii.gz`` (in each case's own convention), ``O
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from glioseg.config import PredictConfig, RunConfig
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate, write_results
-from glioseg.io import atomic_path, find_cases, read_case, remove_stale_temporaries, write_label
+from glioseg.io import atomic_path, claim_folder, find_cases, read_case, remove_stale_temporaries, write_label
 from glioseg.predict import load_model, write_case_index, write_volumes
 from glioseg.splits import read_splits
 
@@ -40,9 +41,17 @@ def held_out_cases(runs: list[Path]) -> dict[str, Path]:
 
 
 def cross_validate(
-    runs: list[Path], data: Path, out: Path, settings: PredictConfig = PredictConfig(), progress: bool = True
+    runs: list[Path],
+    data: Path,
+    out: Path,
+    settings: PredictConfig = PredictConfig(),
+    overwrite: bool = False,
+    progress: bool = True,
 ) -> tuple[Path, Path]:
-    """Predict each held-out case with its fold's run, evaluate them all; returns the metrics CSV and JSON."""
+    """Predict each held-out case with its fold's run, evaluate them all; returns the metrics CSV and JSON.
+
+    ``OUT/crossval.json`` records the runs and settings: a folder made with others is refused (``overwrite``: its
+    predictions are redone)."""
     from rich.progress import track
 
     runs, data, out = [Path(r) for r in runs], Path(data), Path(out)
@@ -52,9 +61,15 @@ def cross_validate(
     if missing:
         raise InputError(data, f"no run holds out {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}",
                          "give the runs of every fold, trained on this dataset")  # fmt: skip
+    runs_used = [{"run": str(run.resolve()), "mtime_ns": (run / "last.pt").stat().st_mtime_ns} for run in runs]
+    record = {"runs": runs_used, "data": str(data.resolve()), "settings": asdict(settings)}
+    claim_folder(out / "crossval.json", record, overwrite, "cross-validation predictions")
     predictions = out / "predictions"
     predictions.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(predictions)
+    if overwrite:
+        for stale in predictions.glob("*.nii.gz"):
+            stale.unlink()
     models = {}
     for files in track(cases, description="cross-validating", disable=not progress):
         mask = predictions / f"{files.case_id}.nii.gz"

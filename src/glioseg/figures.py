@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +30,59 @@ def tumour_centre(label: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int
     return tuple(int(round(c)) for c in np.argwhere(label > 0).mean(0))  # type: ignore[return-value]
 
 
-def _display(plane: np.ndarray) -> np.ndarray:
-    """Array axes (x, y) -> image rows/columns with superior/anterior up, as radiologists view it."""
-    return np.rot90(plane)
+PLANES = ("axial", "coronal", "sagittal")
+CONVENTION = "radiological: patient's right on the image's left; anterior up (axial), superior up"
 
 
-def _aspect(spacing: tuple[float, ...], axis: int) -> float:
-    """Pixel aspect (height / width) of the plane normal to ``axis`` after ``_display``."""
-    columns, rows = (a for a in range(3) if a != axis)
-    return spacing[rows] / spacing[columns]
+@dataclass(frozen=True)
+class Orientation:
+    """How a file's voxel axes map to RAS (x to the patient's right, y anterior, z superior), from its affine."""
+
+    transform: np.ndarray  # nibabel orientation: for each voxel axis, its RAS axis and whether it is flipped
+    shape: tuple[int, ...]
+    spacing: tuple[float, float, float]  # along R, A, S
+
+    @classmethod
+    def of(cls, affine: np.ndarray, shape: tuple[int, ...]) -> Orientation:
+        import nibabel as nib
+
+        transform = nib.orientations.ornt_transform(nib.orientations.io_orientation(affine),
+                                                    nib.orientations.axcodes2ornt("RAS"))  # fmt: skip
+        zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0))
+        spacing = [0.0, 0.0, 0.0]
+        for axis, (target, _) in enumerate(transform):
+            spacing[int(target)] = float(zooms[axis])
+        return cls(transform, tuple(shape[:3]), tuple(spacing))  # type: ignore[arg-type]
+
+    def volume(self, array: np.ndarray) -> np.ndarray:
+        import nibabel as nib
+
+        return nib.orientations.apply_orientation(array, self.transform)
+
+    def voxel(self, loc: tuple[int, int, int]) -> tuple[int, int, int]:
+        """A file voxel's index in the RAS-oriented array."""
+        out = [0, 0, 0]
+        for axis, (target, flip) in enumerate(self.transform):
+            out[int(target)] = self.shape[axis] - 1 - loc[axis] if flip < 0 else loc[axis]
+        return tuple(out)  # type: ignore[return-value]
+
+
+def radiological_slices(
+    volume: np.ndarray, affine: np.ndarray, loc: tuple[int, int, int]
+) -> dict[str, tuple[np.ndarray, float]]:
+    """The axial, coronal and sagittal slices of a ``(X, Y, Z, ...)`` volume through voxel ``loc``, displayed the
+    radiological way whatever the file's voxel order (``CONVENTION``), each with its pixel aspect (height / width).
+
+    Example: BraTS files (affine diag(-1, -1, 1)) and the same scan stored RAS give identical pictures.
+    """
+    orientation = Orientation.of(affine, volume.shape)
+    ras, (x, y, z) = orientation.volume(volume), orientation.voxel(loc)
+    r, a, s = orientation.spacing
+    return {  # rows top to bottom and columns left to right, in RAS terms
+        "axial": (np.swapaxes(ras[::-1, ::-1, z], 0, 1), a / r),  # rows anterior -> posterior, columns right -> left
+        "coronal": (np.swapaxes(ras[::-1, y, ::-1], 0, 1), s / r),  # rows superior -> inferior
+        "sagittal": (np.swapaxes(ras[x, ::-1, ::-1], 0, 1), s / a),  # columns anterior -> posterior
+    }
 
 
 def save_case_preview(
@@ -45,36 +90,38 @@ def save_case_preview(
     label: np.ndarray | None,
     path: str | Path,
     title: str = "",
-    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    affine: np.ndarray | None = None,
 ) -> Path:
     """PNG of the four modalities (columns) in three planes (rows) through the tumour, label overlaid.
 
     Args:
         image: ``(4, X, Y, Z)`` FLAIR, T1, T1Gd, T2.
         label: ``(X, Y, Z)`` internal classes, or None.
+        affine: the voxel-to-world transform that orients the pictures (default: RAS, 1 mm).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    affine = np.eye(4) if affine is None else affine
     centre = tumour_centre(label, image.shape[1:])
     figure, axes = plt.subplots(3, 4, figsize=(12, 9), facecolor="black")
     for column, modality in enumerate(MODALITIES):
         volume = image[column]
         high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
-        for row, axis in enumerate((2, 1, 0)):  # axial, coronal, sagittal
-            index = [slice(None)] * 3
-            index[axis] = centre[axis]
+        planes = radiological_slices(volume, affine, centre)
+        overlays = radiological_slices(label, affine, centre) if label is not None else {}
+        for row, plane in enumerate(PLANES):
             ax = axes[row, column]
-            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high, aspect=_aspect(spacing, axis))
-            if label is not None:
-                ax.imshow(_display(label_rgba(label[tuple(index)])), aspect=_aspect(spacing, axis))
+            picture, aspect = planes[plane]
+            ax.imshow(picture, cmap="gray", vmin=0, vmax=high, aspect=aspect)
+            if plane in overlays:
+                ax.imshow(label_rgba(overlays[plane][0]), aspect=aspect)
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(modality, color="white")
-    if title:
-        figure.suptitle(title, color="white")
+    figure.suptitle(f"{title}  ({CONVENTION})" if title else CONVENTION, color="white", fontsize=9)
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=80, facecolor="black", format="png")
@@ -124,7 +171,8 @@ def learning_curves(history: list[dict], title: str = ""):
 
 def plot_overlay(case, prediction, loc: tuple[int, int, int] | None = None, modality: str = "FLAIR"):
     """Matplotlib figure: axial, coronal and sagittal slices through ``loc`` (voxel; default the tumour's centre),
-    ground truth on the top row and prediction below, over one modality (the original's ``predict_and_viz``).
+    ground truth on the top row and prediction below, over one modality (the original's ``predict_and_viz``), oriented
+    from the case's affine (``CONVENTION``).
 
     Args:
         case: a ``glioseg.io.Case`` (its label is the ground truth; a case without one shows the image).
@@ -139,19 +187,20 @@ def plot_overlay(case, prediction, loc: tuple[int, int, int] | None = None, moda
     volume = case.image[MODALITIES.index(modality)]
     loc = loc or tumour_centre(case.label if case.label is not None else predicted, volume.shape)
     high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
+    planes = radiological_slices(volume, case.affine, loc)
     rows = [("ground truth", case.label), ("prediction", predicted)]
     figure, axes = plt.subplots(2, 3, figsize=(11, 7.5), facecolor="black")
     for row, (title, label) in enumerate(rows):
-        for column, (axis, plane) in enumerate(((2, "axial"), (1, "coronal"), (0, "sagittal"))):
-            index = [slice(None)] * 3
-            index[axis] = loc[axis]
+        overlays = radiological_slices(label, case.affine, loc) if label is not None else {}
+        for column, plane in enumerate(PLANES):
             ax = axes[row, column]
-            aspect = _aspect(case.spacing, axis)
-            ax.imshow(_display(volume[tuple(index)]), cmap="gray", vmin=0, vmax=high, aspect=aspect)
-            if label is not None:
-                ax.imshow(_display(label_rgba(label[tuple(index)])), aspect=aspect)
-            ax.set_title(f"{title}, {plane} {loc[axis]}", color="white", fontsize=10)
+            picture, aspect = planes[plane]
+            ax.imshow(picture, cmap="gray", vmin=0, vmax=high, aspect=aspect)
+            if plane in overlays:
+                ax.imshow(label_rgba(overlays[plane][0]), aspect=aspect)
+            ax.set_title(f"{title}, {plane}", color="white", fontsize=10)
             ax.set_axis_off()
-    figure.suptitle(f"{case.case_id}  (edema green, core red, enhancing yellow)", color="white")
+    figure.suptitle(f"{case.case_id} through voxel {tuple(int(v) for v in loc)}  (edema green, core red, enhancing "
+                    f"yellow; {CONVENTION})", color="white", fontsize=9)  # fmt: skip
     figure.tight_layout()
     return figure

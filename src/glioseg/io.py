@@ -8,6 +8,7 @@ keeps the source's affine, header codes and shape, and appears atomically (tempo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 import zlib
@@ -269,6 +270,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def claim_folder(record: Path, wanted: dict, overwrite: bool, what: str) -> None:
+    """Write ``wanted`` (the settings of work done in ``record``'s folder) to ``record``; refuse a folder whose record
+    says other settings made its files, unless ``overwrite`` (then the caller redoes them): work never mixes settings.
+
+    Raises:
+        InputError: naming ``--overwrite``; or the folder cannot be written.
+    """
+    folder = record.parent
+    try:
+        if record.exists() and not overwrite:
+            if json.loads(record.read_text()) != json.loads(json.dumps(wanted)):
+                raise InputError(folder, f"holds {what} made with another model or settings",
+                                 "use --overwrite to replace them, or choose another --out")  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(record) as temporary:
+            temporary.write_text(json.dumps(wanted, indent=2))
+    except OSError as error:
+        raise InputError(folder, f"cannot write here ({error.strerror})", "choose a folder you can write to") from None
 
 
 def remove_stale_temporaries(folder: Path) -> int:

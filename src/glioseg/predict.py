@@ -27,7 +27,16 @@ from glioseg.config import PredictConfig, RunConfig
 from glioseg.devices import choose_device
 from glioseg.errors import InputError
 from glioseg.inference import ensemble_probabilities
-from glioseg.io import Case, atomic_path, find_cases, nifti_like, read_case, remove_stale_temporaries, write_label
+from glioseg.io import (
+    Case,
+    atomic_path,
+    claim_folder,
+    find_cases,
+    nifti_like,
+    read_case,
+    remove_stale_temporaries,
+    write_label,
+)
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
 from glioseg.layouts import CaseFiles, locate_case
 from glioseg.metrics import volumes_ml
@@ -241,6 +250,8 @@ def predict_cohort(
             continue
         case = read_case(files)
         prediction = model.predict(case, settings, keep_probabilities=settings.save_probabilities)
+        for extra in EXTRAS:  # an earlier run's, which these settings may not write again
+            (out / f"{files.case_id}{extra}").unlink(missing_ok=True)
         _write_extras(out, case, prediction, settings)
         write_label(mask, prediction.label, case, _output_convention(files, settings))  # the mask last: it marks done
     _barrier(world)
@@ -261,31 +272,25 @@ def _barrier(world: int) -> None:
 
 
 def _claim_output(out: Path, model: Model, settings: PredictConfig, overwrite: bool) -> None:
-    """Record the settings in ``predict.json``; refuse to mix predictions made with other settings."""
+    """Record the model and settings in ``predict.json``; refuse to mix predictions made with others."""
     manifest = {"model": model.fingerprint(), "sources": [str(s) for s in model.sources], **asdict(settings)}
-    path = out / "predict.json"
-    try:
-        if path.exists() and not overwrite:
-            previous = json.loads(path.read_text())
-            if previous != json.loads(json.dumps(manifest)):
-                raise InputError(out, "holds predictions made with another model or settings",
-                                 "use --overwrite to replace them, or choose another --out")  # fmt: skip
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as temporary:
-            temporary.write_text(json.dumps(manifest, indent=2))
-    except OSError as error:
-        raise InputError(out, f"cannot write here ({error.strerror})", "choose a folder you can write to") from None
+    claim_folder(out / "predict.json", manifest, overwrite, "predictions")
+
+
+EXTRAS = ("_probabilities.nii.gz", "_uncertainty.nii.gz")
+"""What a case may have beside its mask: probabilities (``--save-probabilities``), uncertainty (TTA, ensembles)."""
 
 
 def _write_extras(out: Path, case: Case, prediction: Prediction, settings: PredictConfig) -> None:
+    probabilities, uncertainty = (out / f"{case.case_id}{extra}" for extra in EXTRAS)
     if settings.save_probabilities and prediction.probabilities is not None:
         scaled = np.round(np.moveaxis(prediction.probabilities.numpy(), 0, -1) * 255).astype(np.uint8)
         image = nifti_like(scaled, case.header, np.uint8)
         image.header.set_slope_inter(1 / 255, 0.0)
-        with atomic_path(out / f"{case.case_id}_probabilities.nii.gz") as temporary:
+        with atomic_path(probabilities) as temporary:
             nib.save(image, temporary)
     if prediction.uncertainty is not None:
-        with atomic_path(out / f"{case.case_id}_uncertainty.nii.gz") as temporary:
+        with atomic_path(uncertainty) as temporary:
             nib.save(nifti_like(prediction.uncertainty, case.header, np.float32), temporary)
 
 

@@ -1,27 +1,32 @@
 """`glioseg serve`: a web viewer (FastAPI + NiiVue) where a user uploads a case, follows the job, and explores the
 segmentation over any modality in three planes and 3D; predictions already on disk open the same way.
 
-Jobs run one at a time on a background thread, so the page stays responsive while a case is segmented. Each
-job owns one folder under the server's work folder; only the files a job wrote are served, by fixed names,
-never a path from the request. Old job folders are deleted when the number of jobs passes ``max_jobs`` and
-when the server stops.
+Jobs run one at a time on a background thread, so the page stays responsive while a case is segmented; uploads are
+stored and unpacked off the event loop, so one client's 500 MB upload does not stall the others. Each job owns one
+folder under the server's work folder; only the files a job wrote are served, by fixed names, never a path from the
+request. The queue is bounded (waiting jobs, disk), old finished jobs are deleted first, and every failure ends a
+job as failed with its reason. With ``private`` (a server listening beyond loopback), each browser gets an
+unguessable session token (a cookie) and sees only its own jobs.
 """
 
 from __future__ import annotations
 
 import queue
+import secrets
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -30,10 +35,12 @@ from glioseg.errors import InputError
 from glioseg.labels import CLASS_NAMES, STRUCTURE_NAMES, LabelConvention, convention_from_record
 from glioseg.layouts import MODALITIES, locate_case
 from glioseg.predict import read_case_index
-from glioseg.viewer.uploads import arrange_case, store_upload, unpack_zip
+from glioseg.viewer.uploads import receive_upload
 
 STATIC = Path(__file__).parent / "static"
 VIEW_FILES = (*MODALITIES, "overlay", "segmentation")  # what a finished job serves, as <name>.nii.gz
+SESSION_COOKIE = "glioseg_session"
+MAX_SESSIONS = 100_000  # tokens remembered; the oldest are forgotten (their jobs become unreachable, then deleted)
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Job:
     id: str
     folder: Path
     title: str
+    owner: str = ""  # the session that made it ("" where sessions are not kept apart)
     status: str = "queued"  # queued | running | done | failed
     stage: str = "waiting for earlier jobs"
     error: str | None = None
@@ -59,24 +67,49 @@ class Job:
         }  # fmt: skip
 
 
-class JobQueue:
-    """Runs job functions one at a time, in submission order, on a daemon thread."""
+class Busy(Exception):
+    """The queue is full (waiting jobs or disk); the client should try again later."""
 
-    def __init__(self, work: Path, max_jobs: int = 50) -> None:
-        self.work, self.max_jobs = work, max_jobs
-        self.jobs: dict[str, Job] = {}
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+class JobQueue:
+    """Runs job functions one at a time, in submission order, on a daemon thread; bounded in waiting jobs and disk."""
+
+    def __init__(self, work: Path, limits: UploadLimits, max_jobs: int = 50) -> None:
+        self.work, self.limits, self.max_jobs = work, limits, max_jobs
+        self._jobs: dict[str, Job] = {}
         self._queue: queue.Queue[tuple[Job, Callable[[Job], None]]] = queue.Queue()
         self._lock = threading.Lock()
         threading.Thread(target=self._run, daemon=True, name="glioseg-jobs").start()
 
-    def new_job(self, title: str) -> Job:
-        job_id = uuid.uuid4().hex
-        folder = self.work / job_id
-        folder.mkdir(parents=True)
-        job = Job(job_id, folder, title)
+    def new_job(self, title: str, owner: str = "", incoming_bytes: int = 0) -> Job:
+        """A job folder for new work, once there is room: old finished jobs are deleted to make room on disk.
+
+        Raises:
+            Busy: ``max_waiting_jobs`` jobs already wait, or the disk budget is taken by unfinished jobs.
+        """
         with self._lock:
-            self.jobs[job_id] = job
-        self._forget_old()
+            waiting = sum(job.status == "queued" for job in self._jobs.values())
+            if waiting >= self.limits.max_waiting_jobs:
+                raise Busy(f"{waiting} jobs are waiting already")
+            budget = int(self.limits.max_stored_mb * 1024**2)
+            finished = sorted(
+                (j for j in self._jobs.values() if j.status in ("done", "failed")), key=lambda j: j.created
+            )
+            used = folder_bytes(self.work)
+            while finished and (used + incoming_bytes > budget or len(self._jobs) >= self.max_jobs):
+                oldest = finished.pop(0)
+                used -= folder_bytes(oldest.folder)
+                self._forget(oldest)
+            if used + incoming_bytes > budget:
+                raise Busy("the jobs in progress fill the disk this server may use")
+            job_id = uuid.uuid4().hex  # 122 random bits: not guessable
+            job = Job(job_id, self.work / job_id, title, owner)
+            job.folder.mkdir(parents=True)
+            self._jobs[job.id] = job
         return job
 
     def submit(self, job: Job, work: Callable[[Job], None]) -> None:
@@ -88,12 +121,22 @@ class JobQueue:
 
     def discard(self, job: Job) -> None:
         with self._lock:
-            self.jobs.pop(job.id, None)
-        shutil.rmtree(job.folder, ignore_errors=True)
+            self._forget(job)
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, owner: str = "") -> Job | None:
+        """The job, if it exists and belongs to ``owner``."""
         with self._lock:
-            return self.jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        return job if job is not None and job.owner == owner else None
+
+    def snapshot(self, owner: str = "") -> list[Job]:
+        """The jobs of ``owner``, oldest first, read under the lock."""
+        with self._lock:
+            return sorted((j for j in self._jobs.values() if j.owner == owner), key=lambda j: j.created)
+
+    def _forget(self, job: Job) -> None:  # with the lock held
+        self._jobs.pop(job.id, None)
+        shutil.rmtree(job.folder, ignore_errors=True)
 
     def _run(self) -> None:
         while True:
@@ -108,15 +151,6 @@ class JobQueue:
                 self.fail(job, f"{type(error).__name__}: {error}")
             finally:
                 shutil.rmtree(job.folder / "input", ignore_errors=True)
-
-    def _forget_old(self) -> None:
-        with self._lock:
-            finished = sorted(
-                (j for j in self.jobs.values() if j.status in ("done", "failed")), key=lambda j: j.created
-            )
-            for job in finished[: max(len(self.jobs) - self.max_jobs, 0)]:
-                del self.jobs[job.id]
-                shutil.rmtree(job.folder, ignore_errors=True)
 
 
 def write_view_files(job: Job, case, label: np.ndarray, convention: LabelConvention) -> None:
@@ -139,15 +173,16 @@ def write_view_files(job: Job, case, label: np.ndarray, convention: LabelConvent
     job.centre_mm = [round(float(v), 2) for v in nib.affines.apply_affine(case.affine, voxel)]
 
 
-def segment_upload(model_loader: Callable[[], object], source: Path) -> Callable[[Job], None]:
-    """The job function of an upload arranged at ``source``: read the case, segment it, write the viewer's files."""
+def segment_upload(model_loader: Callable[[], object], source: Path, max_voxels: int) -> Callable[[Job], None]:
+    """The job function of an upload arranged at ``source``: read the case (volumes of at most ``max_voxels``),
+    segment it, write the viewer's files."""
 
     def work(job: Job) -> None:
         from glioseg.io import read_case
 
         job.stage = "reading the case"
         files = locate_case(source)
-        case = read_case(files)
+        case = read_case(files, max_voxels)
         job.stage = "loading the model"
         model = model_loader()
         job.stage = "segmenting"
@@ -178,12 +213,15 @@ def create_app(
     work: Path | None = None,
     limits: UploadLimits = UploadLimits(),
     max_jobs: int = 50,
+    private: bool = False,
 ):
-    """The FastAPI application. ``model_loader`` is called once, at the first upload (None: viewing only)."""
+    """The FastAPI application. ``model_loader`` is called once, at the first upload (None: viewing only); with
+    ``private``, each browser sees only its own jobs (see the module doc)."""
 
     owned = work is None
     work = Path(tempfile.mkdtemp(prefix="glioseg-serve-")) if work is None else Path(work)
-    jobs = JobQueue(work, max_jobs)
+    jobs = JobQueue(work, limits, max_jobs)
+    sessions: OrderedDict[str, None] = OrderedDict()  # the tokens handed out, newest last
     loaded: list = []
     load_lock = threading.Lock()
 
@@ -197,13 +235,38 @@ def create_app(
         if owned:
             shutil.rmtree(work, ignore_errors=True)
 
-    app = FastAPI(title="glioseg viewer", on_shutdown=[cleanup], docs_url=None, redoc_url=None)
+    def owner(request: Request, response: Response, start: bool = False) -> str:
+        """The session this request belongs to ("" when sessions are not kept apart). An unknown or forged token
+        owns nothing; ``start`` (the page, an upload) hands such a browser a new token in a cookie."""
+        if not private:
+            return ""
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if token in sessions:
+            return token
+        if not start:
+            return "-"  # matches no job
+        token = secrets.token_urlsafe(32)
+        sessions[token] = None
+        while len(sessions) > MAX_SESSIONS:
+            sessions.popitem(last=False)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict")
+        return token
+
+    def with_cookie(result: Response, carrier: Response) -> Response:
+        """``result`` carrying any cookie set on ``carrier`` (for responses built here rather than by FastAPI)."""
+        for key, value in carrier.headers.items():
+            if key == "set-cookie":
+                result.headers.append(key, value)
+        return result
+
+    app = FastAPI(title="glioseg viewer", on_shutdown=[cleanup], docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.jobs = jobs
 
     @app.get("/")
-    def page():
-        return FileResponse(STATIC / "viewer.html", media_type="text/html")
+    def page(request: Request, response: Response):
+        owner(request, response, start=True)
+        return with_cookie(FileResponse(STATIC / "viewer.html", media_type="text/html"), response)
 
     @app.get("/favicon.ico", status_code=204)
     def favicon():
@@ -212,54 +275,56 @@ def create_app(
     @app.get("/api/info")
     def info():
         return {"can_segment": model_loader is not None, "modalities": MODALITIES, "classes": CLASS_NAMES,
-                "structures": STRUCTURE_NAMES, "max_upload_mb": limits.max_bytes // 1024**2}  # fmt: skip
+                "structures": STRUCTURE_NAMES, "max_upload_mb": limits.max_upload_mb}  # fmt: skip
 
     @app.post("/api/jobs", status_code=202)
-    async def upload(request: Request):
+    async def upload(request: Request, response: Response):
         if model_loader is None:
             raise HTTPException(409, "this server was started without a model; it only shows predictions")
         length = request.headers.get("content-length")
         if length is None or not length.isdigit():
             raise HTTPException(411, "send the upload with a Content-Length")
         if int(length) > limits.max_bytes:
-            raise HTTPException(413, f"the upload is over {limits.max_bytes // 1024**2} MB; upload one case")
+            raise HTTPException(413, f"the upload is over {limits.max_upload_mb:g} MB; upload one case")
+        session = owner(request, response, start=True)
         form = await request.form(max_files=limits.max_files, max_fields=limits.max_files)
-        uploads = [value for value in form.getlist("files") if hasattr(value, "filename")]
-        if not uploads:
-            raise HTTPException(400, "no files: upload four NIfTI modalities, one 4D NIfTI or a zip of a case")
-        job = jobs.new_job(title=", ".join(str(u.filename) for u in uploads)[:200])
-        inbox = job.folder / "input" / "upload"
-        inbox.mkdir(parents=True)
         try:
-            budget = [limits.max_unpacked_bytes]
-            stored = [store_upload(u.file, str(u.filename), inbox, budget) for u in uploads]
-            niftis = [p for p in stored if not p.name.lower().endswith(".zip")]
-            for archive in (p for p in stored if p.name.lower().endswith(".zip")):
-                niftis += unpack_zip(archive, inbox, limits)
-            source = arrange_case(niftis, job.folder / "input" / "case")
-            locate_case(source)  # names and modalities complete: refuse now rather than fail the job later
-        except InputError as error:
-            jobs.discard(job)  # nothing of a refused upload stays on disk
-            return JSONResponse({"detail": f"{error.path}: {error.problem}. Fix: {error.fix}"}, status_code=400)
+            uploads = [value for value in form.getlist("files") if hasattr(value, "filename")]
+            if not uploads:
+                raise HTTPException(400, "no files: upload four NIfTI modalities, one 4D NIfTI or a zip of a case")
+            title = ", ".join(str(u.filename) for u in uploads)[:200]
+            try:
+                job = jobs.new_job(title, session, incoming_bytes=2 * int(length))  # stored, then unpacked
+            except Busy as busy:
+                raise HTTPException(503, f"the server is busy ({busy}); try again in a few minutes") from None
+            streams = [(u.file, str(u.filename)) for u in uploads]
+            try:
+                source = await run_in_threadpool(receive_upload, streams, job.folder, limits)
+            except InputError as error:
+                jobs.discard(job)  # nothing of a refused upload stays on disk
+                return JSONResponse({"detail": f"{error.path}: {error.problem}. Fix: {error.fix}"}, status_code=400)
+            except Exception as error:  # disk full, and anything else: the job ends failed, with the reason
+                jobs.fail(job, f"the upload could not be stored ({type(error).__name__}: {error})")
+                return JSONResponse({"detail": job.error, "job": job.public()}, status_code=500)
         finally:
             await form.close()
-        jobs.submit(job, segment_upload(load_once, source))
+        jobs.submit(job, segment_upload(load_once, source, limits.max_voxels))
         return job.public()
 
     @app.get("/api/jobs")
-    def list_jobs():
-        return [job.public() for job in sorted(jobs.jobs.values(), key=lambda j: j.created)]
+    def list_jobs(request: Request, response: Response):
+        return [job.public() for job in jobs.snapshot(owner(request, response))]
 
     @app.get("/api/jobs/{job_id}")
-    def job_status(job_id: str):
-        job = jobs.get(job_id)
+    def job_status(job_id: str, request: Request, response: Response):
+        job = jobs.get(job_id, owner(request, response))
         if job is None:
             raise HTTPException(404, "no such job")
         return job.public()
 
     @app.get("/api/jobs/{job_id}/files/{name}")
-    def job_file(job_id: str, name: str):
-        job = jobs.get(job_id)
+    def job_file(job_id: str, name: str, request: Request, response: Response):
+        job = jobs.get(job_id, owner(request, response))
         if job is None or job.status != "done" or name not in VIEW_FILES:
             raise HTTPException(404, "no such file")
         filename = f"{job.case_id}_segmentation.nii.gz" if name == "segmentation" else f"{name}.nii.gz"
@@ -275,13 +340,17 @@ def create_app(
         ]
 
     @app.post("/api/predictions/{folder}/{case}", status_code=202)
-    def open_saved(folder: int, case: int):
+    def open_saved(folder: int, case: int, request: Request, response: Response):
         if not 0 <= folder < len(prediction_dirs):
             raise HTTPException(404, "no such prediction folder")
         entries = read_case_index(prediction_dirs[folder])
         if not 0 <= case < len(entries):
             raise HTTPException(404, "no such case")
-        job = jobs.new_job(title=f"{prediction_dirs[folder].name}/{entries[case]['case_id']}")
+        try:
+            title = f"{prediction_dirs[folder].name}/{entries[case]['case_id']}"
+            job = jobs.new_job(title, owner(request, response, start=True))
+        except Busy as busy:
+            raise HTTPException(503, f"the server is busy ({busy}); try again in a few minutes") from None
         jobs.submit(job, open_prediction(prediction_dirs[folder], entries[case]))
         return job.public()
 

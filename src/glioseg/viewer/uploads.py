@@ -115,10 +115,34 @@ def unpack_zip(archive: Path, folder: Path, limits: UploadLimits) -> list[Path]:
             if strip_nifti(path.name) is None:
                 raise InputError(entry.filename, "a file in the zip is not a NIfTI image",
                                  "zip only the case's .nii.gz files")  # fmt: skip
-            with zipped.open(entry) as source:
-                extracted.append(store_upload(source, path.name, folder, budget))
+            if entry.flag_bits & 0x1:
+                raise InputError(entry.filename, "a zip entry is encrypted", "zip the case without a password")
+            try:
+                with zipped.open(entry) as source:
+                    extracted.append(store_upload(source, path.name, folder, budget))
+            except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error, RuntimeError) as error:
+                raise InputError(entry.filename, f"cannot unpack this zip entry ({error})",
+                                 "zip the case folder again (plain deflate, no password)") from None  # fmt: skip
     archive.unlink()
     return extracted
+
+
+def receive_upload(uploads: list[tuple[BinaryIO, str]], job_folder: Path, limits: UploadLimits) -> Path:
+    """Store one upload's files (``(stream, file name)``) in ``job_folder/input``, unpack its zips and arrange the
+    case; returns where :func:`glioseg.layouts.locate_case` reads it, having checked that it does. Blocking: the
+    server runs it off its event loop."""
+    from glioseg.layouts import locate_case
+
+    inbox = job_folder / "input" / "upload"
+    inbox.mkdir(parents=True)
+    budget = [limits.max_unpacked_bytes]
+    stored = [store_upload(stream, name, inbox, budget) for stream, name in uploads]
+    niftis = [p for p in stored if not p.name.lower().endswith(".zip")]
+    for archive in (p for p in stored if p.name.lower().endswith(".zip")):
+        niftis += unpack_zip(archive, inbox, limits)
+    source = arrange_case(niftis, job_folder / "input" / "case")
+    locate_case(source)  # names and modalities complete: refuse now rather than fail the job later
+    return source
 
 
 def arrange_case(files: list[Path], job_folder: Path) -> Path:
