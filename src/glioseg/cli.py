@@ -293,27 +293,27 @@ def evaluate(
     from glioseg.evaluate import evaluate as run_evaluation
     from glioseg.evaluate import write_results
 
-    rows, summary = run_evaluation(pred_dir, gt_dir, pred_labels, settings)
-    csv_path, json_path = write_results(rows, summary, out)
+    csv_path, json_path = write_results(run_evaluation(pred_dir, gt_dir, pred_labels, settings), out)
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
 
 
 def _print_summary(summary_path: Path) -> None:
-    """The metrics summary (glioseg evaluate's JSON) as a table on the terminal."""
+    """The metrics summary (glioseg evaluate's JSON) as a table on the terminal, lesion-wise columns included."""
     import json
 
     from rich.table import Table
 
     summary = json.loads(summary_path.read_text())
+    wanted = ("dice", "hd95", "nsd", "sensitivity", "specificity", "lesionwise_dice", "lesionwise_hd95", "pq_dsc")
+    shown = [m for m in wanted if m in summary["WT"]]
     table = Table(title=f"{summary['WT']['dice']['n']} cases: mean (median)")
     table.add_column("")
-    for metric in ("dice", "hd95", "nsd", "sensitivity", "specificity"):
-        table.add_column(metric, justify="right")
+    for metric in shown:
+        table.add_column(metric.replace("lesionwise_", "lesion-wise "), justify="right")
     for name, metrics in summary.items():
-        table.add_row(name, *(f"{metrics[m]['mean']:.3f} ({metrics[m]['median']:.3f})"
-                              for m in ("dice", "hd95", "nsd", "sensitivity", "specificity")))  # fmt: skip
-    Console(width=150).print(table)
+        table.add_row(name, *(f"{metrics[m]['mean']:.3f} ({metrics[m]['median']:.3f})" for m in shown))
+    Console(width=180).print(table)
 
 
 @app.command()

@@ -84,5 +84,4 @@ def cross_validate(
     write_case_index(predictions, cases, settings)
     with atomic_path(out / "folds.json") as temporary:
         temporary.write_text(json.dumps({c: str(r) for c, r in sorted(owner.items())}, indent=1))
-    rows, summary = evaluate(predictions, data)
-    return write_results(rows, summary, out / "metrics.csv")
+    return write_results(evaluate(predictions, data), out / "metrics.csv")

@@ -77,8 +77,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
 
     def predict_and_evaluate(model, folder: Path) -> tuple[Path, Path]:
         predict_cohort(model, [held_out], folder, PredictConfig(), progress=progress)
-        rows, summary = evaluate(folder, held_out)
-        return write_results(rows, summary, folder / "metrics.csv")
+        return write_results(evaluate(folder, held_out), folder / "metrics.csv")
 
     shipped = out / "shipped-model"
     shipped_metrics, shipped_summary = predict_and_evaluate(load_model(), shipped)
@@ -145,8 +144,7 @@ def run_real_demo(out: Path, sample_dir: Path | None = None, progress: bool = Tr
     model = load_model()
     predictions = out / "predictions"
     predict_cohort(model, [sample], predictions, PredictConfig(), progress=progress)
-    rows, summary = evaluate(predictions, sample)
-    metrics, summary_path = write_results(rows, summary, out / "metrics.csv")
+    metrics, summary_path = write_results(evaluate(predictions, sample), out / "metrics.csv")
     title = "glioseg demo: shipped model on the BraTS 2018 sample (its training cases: optimistic scores)"
     report = write_report(out / "report.html", ReportInputs(None, (Evaluation(predictions, metrics),)), title)
     return {"sample": sample, "predictions": predictions, "metrics": metrics, "summary": summary_path,

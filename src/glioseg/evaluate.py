@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,40 @@ from glioseg.errors import InputError
 from glioseg.io import atomic_path, find_cases, grid_mismatch, open_nifti, read_label
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, LabelValueError
 from glioseg.layouts import CaseFiles
+from glioseg.lesions import RULES, lesionwise_scores, panoptic_scores
 from glioseg.metrics import case_metrics
 
 METRICS = ("dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml", "volume_diff_ml")
+"""Whole-image metrics of every row (glioseg's, which are panoptica's; under a year's rules its legacy ones)."""
+RULE_METRICS = {
+    "panoptica": ("pq_dsc", "sq_dsc", "rq", "lesions_tp", "lesions_fp", "lesions_fn"),
+    "brats2023": ("lesionwise_dice", "lesionwise_hd95", "lesions_tp", "lesions_fp", "lesions_fn"),
+    "brats2024": ("lesionwise_dice", "lesionwise_hd95", "lesionwise_nsd_0.5", "lesionwise_nsd_1.0", "nsd_0.5",
+                  "nsd_1.0", "lesions_tp", "lesions_fp", "lesions_fn"),
+}  # fmt: skip
+"""The columns each ``--rules`` adds beside :data:`METRICS`."""
+LESION_STRUCTURES = {"WT": ("WT",), "TC": ("TC",), "ET": ("ET", "enhancing"), "NETC": ("core",),
+                     "SNFH": ("edema",), "RC": ("cavity",)}  # fmt: skip
+"""Where each lesion-wise structure's scores go among glioseg's rows (ET is both the region and the class)."""
+LESION_COLUMNS = ("case_id", "structure", "kind", "lesion", "volume_mm3", "counted", "matched", "dice", "hd95",
+                  "nsd_0.5", "nsd_1.0")  # fmt: skip
+
+
+@dataclass
+class Results:
+    """What ``glioseg evaluate`` found.
+
+    Attributes:
+        rows: one per case and structure: ``{"case_id", "structure", <column>: value}``.
+        lesions: one per ground-truth lesion and per false-positive component (a year's lesion-wise rules only).
+        summary: ``{structure: {column: {"mean", "median", "std", "n"}}}`` (NaN left out of each statistic).
+        columns: the metric columns of ``rows``.
+    """
+
+    rows: list[dict]
+    lesions: list[dict]
+    summary: dict
+    columns: tuple[str, ...]
 
 
 def prediction_convention(pred_dir: Path, override: str | None) -> LabelConvention | None:
@@ -30,9 +62,9 @@ def prediction_convention(pred_dir: Path, override: str | None) -> LabelConventi
 
 
 def evaluate_case(
-    prediction_path: Path, truth: CaseFiles, convention: LabelConvention, tolerance_mm: float
-) -> dict[str, dict[str, float]]:
-    """Metrics of one prediction file against a case's label (grids must match)."""
+    prediction_path: Path, truth: CaseFiles, convention: LabelConvention, settings: EvaluateConfig
+) -> tuple[dict[str, dict[str, float]], list[dict]]:
+    """Metrics of one prediction file against a case's label (grids must match), and its per-lesion rows."""
     reference = open_nifti(truth.label)  # type: ignore[arg-type]
     predicted = open_nifti(prediction_path)
     mismatch = grid_mismatch(reference, predicted)
@@ -45,10 +77,38 @@ def evaluate_case(
     except LabelValueError as error:
         raise InputError(prediction_path, str(error), "pass --pred-labels with the predictions' convention") from None
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
-    return case_metrics(prediction, truth_label, spacing, tolerance_mm=tolerance_mm)  # type: ignore[arg-type]
+    metrics = case_metrics(prediction, truth_label, spacing, tolerance_mm=settings.tolerance_mm)  # type: ignore[arg-type]
+    if settings.rules == "panoptica":
+        for name, scores in panoptic_scores(prediction, truth_label).items():
+            counts = {f"lesions_{key}": scores[key] for key in ("tp", "fp", "fn")}
+            metrics[name].update({key: scores[key] for key in ("pq_dsc", "sq_dsc", "rq")}, **counts)
+        return metrics, []
+    rules = RULES[settings.rules]
+    lesion_rows = []
+    for name, score in lesionwise_scores(prediction, truth_label, spacing, rules).items():  # type: ignore[arg-type]
+        values = {
+            "dice": score.legacy_dice, "hd95": score.legacy_hd95, "sensitivity": score.sensitivity,
+            "specificity": score.specificity, "lesionwise_dice": score.lesionwise_dice,
+            "lesionwise_hd95": score.lesionwise_hd95, "lesions_tp": score.tp, "lesions_fp": score.fp,
+            "lesions_fn": score.fn,
+            **{f"lesionwise_nsd_{t}": v for t, v in score.lesionwise_nsd.items()},
+            **{f"nsd_{t}": v for t, v in score.legacy_nsd.items()},
+        }  # fmt: skip
+        for structure in LESION_STRUCTURES[name]:
+            metrics.setdefault(structure, {}).update(values)
+        where = {"case_id": truth.case_id, "structure": name}
+        for lesion in score.lesions:
+            lesion_rows.append({**where, "kind": "lesion", "lesion": lesion.lesion, "volume_mm3": lesion.volume_mm3,
+                                "counted": lesion.counted, "matched": " ".join(map(str, lesion.matched)),
+                                "dice": lesion.dice, "hd95": lesion.hd95,
+                                **{f"nsd_{t}": v for t, v in lesion.nsd.items()}})  # fmt: skip
+        for component in score.false_positives:
+            lesion_rows.append({**where, "kind": "false positive", "lesion": component, "counted": True, "dice": 0.0,
+                                "hd95": rules.penalty_mm})  # fmt: skip
+    return metrics, lesion_rows
 
 
-def _evaluate_job(job: tuple) -> dict[str, dict[str, float]]:
+def _evaluate_job(job: tuple) -> tuple[dict[str, dict[str, float]], list[dict]]:
     return evaluate_case(*job)
 
 
@@ -58,14 +118,10 @@ def evaluate(
     pred_labels: str | None = None,
     settings: EvaluateConfig = EvaluateConfig(),
     workers: int = 2,
-) -> tuple[list[dict], dict]:
+) -> Results:
     """Evaluate every labelled case of ``gt_dir`` against ``pred_dir/<case_id>.nii.gz``; ``pred_labels`` is the
-    predictions' convention (default: what their ``predict.json`` says, else each ground truth's own).
-
-    Returns:
-        Per-case rows ``{"case_id", "structure", <metric>: value}`` and the summary
-        ``{structure: {metric: {"mean", "median", "std", "n"}}}`` (NaN values left out of each statistic).
-    """
+    predictions' convention (default: what their ``predict.json`` says, else each ground truth's own). With
+    ``settings.rules`` a BraTS year, its lesion-wise scores and its own whole-image metrics (lesions module)."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     truths = [c for c in find_cases(gt_dir, settings.label_convention) if c.label is not None]
     if not truths:
@@ -76,24 +132,31 @@ def evaluate(
         path = pred_dir / f"{truth.case_id}.nii.gz"
         if not path.exists():
             raise InputError(path, "prediction missing for this case", "predict it first (glioseg predict)")
-        jobs.append((path, truth, convention or truth.convention, settings.tolerance_mm))
+        jobs.append((path, truth, convention or truth.convention, settings))
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_evaluate_job, jobs))
     else:
         results = [_evaluate_job(job) for job in jobs]
+    columns = (*METRICS, *RULE_METRICS[settings.rules])
+    structures = (*STRUCTURE_NAMES, *(["cavity"] if settings.rules == "brats2024" else []))
     rows = [
-        {"case_id": truth.case_id, "structure": name, **{m: result[name][m] for m in METRICS}}
-        for truth, result in zip(truths, results)
-        for name in STRUCTURE_NAMES
+        {
+            "case_id": truth.case_id,
+            "structure": name,
+            **{m: metrics.get(name, {}).get(m, float("nan")) for m in columns},
+        }
+        for truth, (metrics, _) in zip(truths, results)
+        for name in structures
     ]
-    return rows, summarise(rows)
+    lesions = [row for _, case_lesions in results for row in case_lesions]
+    return Results(rows, lesions, summarise(rows, structures, columns), columns)
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], structures: tuple[str, ...], columns: tuple[str, ...]) -> dict:
     summary: dict = {}
-    for name in STRUCTURE_NAMES:
-        for metric in METRICS:
+    for name in structures:
+        for metric in columns:
             values = np.array([r[metric] for r in rows if r["structure"] == name], dtype=float)
             values = values[~np.isnan(values)]
             summary.setdefault(name, {})[metric] = {
@@ -105,13 +168,22 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
-def write_results(rows: list[dict], summary: dict, out: Path) -> tuple[Path, Path]:
-    """``out`` (CSV, one row per case and structure) and ``out`` with ``.json`` (the summary), atomically."""
+def write_results(results: Results, out: Path) -> tuple[Path, Path]:
+    """``out`` (CSV, one row per case and structure), ``out`` with ``.json`` (the summary) and, under a year's
+    lesion-wise rules, ``<out stem>_lesions.csv`` (one row per lesion and false positive), atomically."""
     with atomic_path(out) as temporary, open(temporary, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=["case_id", "structure", *METRICS])
+        writer = csv.DictWriter(stream, fieldnames=["case_id", "structure", *results.columns])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(results.rows)
+    if results.lesions:
+        with (
+            atomic_path(out.with_name(f"{out.stem}_lesions.csv")) as temporary,
+            open(temporary, "w", newline="") as stream,
+        ):
+            writer = csv.DictWriter(stream, fieldnames=LESION_COLUMNS, restval="")
+            writer.writeheader()
+            writer.writerows(results.lesions)
     summary_path = out.with_suffix(".json")
     with atomic_path(summary_path) as temporary:
-        temporary.write_text(json.dumps(summary, indent=2))
+        temporary.write_text(json.dumps(results.summary, indent=2))
     return out, summary_path
