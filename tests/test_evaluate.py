@@ -54,7 +54,7 @@ def test_evaluate_command_writes_csv_and_summary(truth_and_predictions, tmp_path
     lines = out.read_text().splitlines()
     assert lines[0] == (
         "case_id,structure,dice,hd95,nsd,sensitivity,specificity,volume_pred_ml,volume_true_ml,"
-        "volume_diff_ml,pq_dsc,sq_dsc,rq,lesions_tp,lesions_fp,lesions_fn"
+        "volume_diff_ml,pq_dsc,sq_dsc,sq_hd95,sq_nsd,rq,lesions_tp,lesions_fp,lesions_fn"
     )  # panoptica's by default
     assert len(lines) == 1 + 3 * 6
     summary = json.loads(out.with_suffix(".json").read_text())

@@ -95,18 +95,29 @@ def test_2024_regroups_core_lesions_that_touch_one_enhancing_lesion():
 
 def test_panoptica_matches_one_to_one_without_merging_or_thresholds():
     """The same case as the first 2023 test: panoptica's pq_dsc is 1 (Dice of the one pair) x F1 1/(1 + 1/2 + 1/2);
-    a 27-voxel missed lesion counts for panoptica, not for the 2023 rules."""
+    two lesions merged by the 2023 rules are two for panoptica, one of them found."""
     truth = volume((5, 5, 5, 10), (40, 40, 40, 6))
     prediction = volume((5, 5, 5, 10), (5, 40, 40, 5))
-    assert panoptic_scores(prediction, truth)["ET"] == {
-        "pq_dsc": 0.5,
-        "sq_dsc": 1.0,
-        "rq": 0.5,
-        "tp": 1,
-        "fp": 1,
-        "fn": 1,
-    }
+    et = panoptic_scores(prediction, truth, SPACING)["ET"]
+    assert et == {"pq_dsc": 0.5, "sq_dsc": 1.0, "sq_hd95": 0.0, "sq_nsd": 1.0, "rq": 0.5, "tp": 1, "fp": 1, "fn": 1}
     merged = volume((5, 5, 5, 8), (5, 5, 17, 8))
     found = volume((5, 5, 5, 8))
-    assert panoptic_scores(found, merged)["ET"]["pq_dsc"] == pytest.approx(1 / (1 + 0.5))  # two lesions, one found
+    assert panoptic_scores(found, merged, SPACING)["ET"]["pq_dsc"] == pytest.approx(1 / (1 + 0.5))
     assert lesionwise_scores(found, merged, SPACING, BRATS2023)["ET"].lesionwise_dice == pytest.approx(2 / 3)
+
+
+def test_panoptica_pairs_each_component_once_maximising_the_total_dice():
+    """One predicted component overlapping two true ones is matched to the one it overlaps best; the other is missed.
+    No component anywhere gives NaN (panoptica's edge case), components but no overlap give 0."""
+    truth = volume((5, 5, 5, 10), (5, 5, 20, 4))
+    prediction = volume((5, 5, 5, 10))
+    prediction[8:10, 8:10, 15:22] = ENHANCING  # a bridge reaching the small lesion
+    et = panoptic_scores(prediction, truth, SPACING)["ET"]
+    assert (et["tp"], et["fp"], et["fn"]) == (1, 0, 1) and et["rq"] == pytest.approx(2 / 3)
+    big = 1000
+    assert et["sq_dsc"] == pytest.approx(2 * big / (big + big + 2 * 2 * 7 - 2 * 2 * 0))
+    empty = np.zeros((20, 20, 20), np.uint8)
+    assert np.isnan(panoptic_scores(empty, empty, SPACING)["ET"]["pq_dsc"])
+    apart = panoptic_scores(volume((1, 1, 1, 3), shape=(20, 20, 20)), volume((12, 12, 12, 3), shape=(20, 20, 20)),
+                            SPACING)["ET"]  # fmt: skip
+    assert (apart["pq_dsc"], apart["sq_dsc"], apart["sq_hd95"], apart["tp"]) == (0.0, 0.0, float("inf"), 0)

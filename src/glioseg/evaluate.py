@@ -15,13 +15,13 @@ from glioseg.errors import InputError
 from glioseg.io import atomic_path, find_cases, grid_mismatch, open_nifti, read_label
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, LabelValueError
 from glioseg.layouts import CaseFiles
-from glioseg.lesions import RULES, lesionwise_scores, panoptic_scores
+from glioseg.lesions import PANOPTICA_PENALTY_MM, RULES, lesionwise_scores, panoptic_scores
 from glioseg.metrics import case_metrics
 
 METRICS = ("dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml", "volume_diff_ml")
 """Whole-image metrics of every row (glioseg's, which are panoptica's; under a year's rules its legacy ones)."""
 RULE_METRICS = {
-    "panoptica": ("pq_dsc", "sq_dsc", "rq", "lesions_tp", "lesions_fp", "lesions_fn"),
+    "panoptica": ("pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq", "lesions_tp", "lesions_fp", "lesions_fn"),
     "brats2023": ("lesionwise_dice", "lesionwise_hd95", "lesions_tp", "lesions_fp", "lesions_fn"),
     "brats2024": ("lesionwise_dice", "lesionwise_hd95", "lesionwise_nsd_0.5", "lesionwise_nsd_1.0", "nsd_0.5",
                   "nsd_1.0", "lesions_tp", "lesions_fp", "lesions_fn"),
@@ -30,6 +30,8 @@ RULE_METRICS = {
 LESION_STRUCTURES = {"WT": ("WT",), "TC": ("TC",), "ET": ("ET", "enhancing"), "NETC": ("core",),
                      "SNFH": ("edema",), "RC": ("cavity",)}  # fmt: skip
 """Where each lesion-wise structure's scores go among glioseg's rows (ET is both the region and the class)."""
+PANOPTICA_ROWS = ("WT", "TC", "ET", "NETC", "SNFH")
+"""The panoptica groups glioseg's rows hold (its resection cavity group has no row outside the 2024 rules)."""
 LESION_COLUMNS = ("case_id", "structure", "kind", "lesion", "volume_mm3", "counted", "matched", "dice", "hd95",
                   "nsd_0.5", "nsd_1.0")  # fmt: skip
 
@@ -77,12 +79,17 @@ def evaluate_case(
     except LabelValueError as error:
         raise InputError(prediction_path, str(error), "pass --pred-labels with the predictions' convention") from None
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
-    metrics = case_metrics(prediction, truth_label, spacing, tolerance_mm=settings.tolerance_mm)  # type: ignore[arg-type]
     if settings.rules == "panoptica":
-        for name, scores in panoptic_scores(prediction, truth_label).items():
+        metrics = case_metrics(prediction, truth_label, spacing, tolerance_mm=settings.tolerance_mm,  # type: ignore[arg-type]
+                               empty_hd95=PANOPTICA_PENALTY_MM)  # fmt: skip
+        panoptic = panoptic_scores(prediction, truth_label, spacing, PANOPTICA_ROWS, settings.tolerance_mm)  # type: ignore[arg-type]
+        for name, scores in panoptic.items():
             counts = {f"lesions_{key}": scores[key] for key in ("tp", "fp", "fn")}
-            metrics[name].update({key: scores[key] for key in ("pq_dsc", "sq_dsc", "rq")}, **counts)
+            values = {key: scores[key] for key in ("pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq")}
+            for structure in LESION_STRUCTURES[name]:
+                metrics.setdefault(structure, {}).update(values, **counts)
         return metrics, []
+    metrics = case_metrics(prediction, truth_label, spacing, tolerance_mm=settings.tolerance_mm)  # type: ignore[arg-type]
     rules = RULES[settings.rules]
     lesion_rows = []
     for name, score in lesionwise_scores(prediction, truth_label, spacing, rules).items():  # type: ignore[arg-type]

@@ -49,7 +49,7 @@ import numpy as np
 from scipy import ndimage
 
 from glioseg.labels import CORE, EDEMA, REGION_CLASSES, REGIONS, RESECTION_CAVITY
-from glioseg.metrics import surface_distances
+from glioseg.metrics import hd95_and_nsd, surface_distances
 
 STRUCTURE_CLASSES = {**REGION_CLASSES, "NETC": (CORE,), "SNFH": (EDEMA,), "RC": (RESECTION_CAVITY,)}
 """Every structure a year scores, as internal classes: the BraTS regions and the 2024 classes."""
@@ -89,6 +89,9 @@ BRATS2024 = LesionRules(
     penalty_mm=337.0, merge_predicted=True, regroup=True, nsd_mm=(0.5, 1.0),
 )  # fmt: skip
 RULES = {"brats2023": BRATS2023, "brats2024": BRATS2024}
+PANOPTICA_STRUCTURES = ("WT", "TC", "ET", "NETC", "SNFH", "RC")
+PANOPTICA_PENALTY_MM = 373.0
+"""brats-evaluation's HD95 where exactly one mask is empty ("the diameter of the cube in SRI space")."""
 REGROUP_PARTNERS = {"NETC": ("ET", "RC"), "ET": ("NETC", "RC"), "RC": ("ET", "NETC"), "SNFH": ("ET", "RC", "NETC")}
 
 
@@ -312,27 +315,48 @@ def lesionwise_scores(
     return {name: score_structure(predicted[name], reference[name], spacing, rules, name) for name in rules.structures}
 
 
-def panoptic_scores(prediction: np.ndarray, truth: np.ndarray, structures: tuple[str, ...] = ("WT", "TC", "ET")):
-    """Panoptica's instance scores (``brats-evaluation``): 26-connected components, one-to-one matching of pairs
-    with IoU > 0.5, ``sq_dsc`` the mean Dice of matched pairs, ``rq`` the F1 of the matching, ``pq_dsc`` their
-    product (1 when neither mask has a component). Returns ``{structure: {"pq_dsc", "sq_dsc", "rq", "tp", "fp",
-    "fn"}}``."""
+def panoptic_scores(
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    spacing: tuple[float, ...],
+    structures: tuple[str, ...] = PANOPTICA_STRUCTURES,
+    tolerance_mm: float = 1.0,
+) -> dict[str, dict[str, float]]:
+    """Panoptica's instance scores as ``brats-evaluation`` configures them for gliomas: 26-connected components,
+    matched one to one by maximum bipartite matching of Dice among overlapping pairs (scipy's
+    ``linear_sum_assignment`` on 1 - Dice, as panoptica); per matched pair Dice, HD95 and NSD (glioseg's, which are
+    panoptica's); ``sq_*`` their means, ``rq`` the F1 of the matching, ``pq_dsc = sq_dsc * rq``. Its edge cases: no
+    component in either mask gives NaN; components but no match give sq_dsc 0, sq_nsd 0, sq_hd95 inf.
+
+    Returns:
+        ``{structure: {"pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq", "tp", "fp", "fn"}}``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
     out = {}
-    for name, classes in ((n, STRUCTURE_CLASSES[n]) for n in structures):
+    for name in structures:
+        classes = STRUCTURE_CLASSES[name]
         reference, references = ndimage.label(np.isin(truth, classes), structure=COMPONENTS)
         predicted, predictions = ndimage.label(np.isin(prediction, classes), structure=COMPONENTS)
-        pairs = []
+        pairs: list[tuple[int, int]] = []
         if references and predictions:
             overlap = np.zeros((references + 1, predictions + 1), dtype=np.int64)
             np.add.at(overlap, (reference.ravel(), predicted.ravel()), 1)
-            sizes_r, sizes_p = overlap.sum(1), overlap.sum(0)
-            for r, p in zip(*np.nonzero(overlap[1:, 1:])):
-                inter = overlap[r + 1, p + 1]
-                union = sizes_r[r + 1] + sizes_p[p + 1] - inter
-                if inter / union > 0.5:  # at most one partner each: IoU > 0.5 is one-to-one already
-                    pairs.append(2 * inter / (sizes_r[r + 1] + sizes_p[p + 1]))
+            sizes_r, sizes_p = overlap.sum(1)[1:], overlap.sum(0)[1:]
+            dice = 2 * overlap[1:, 1:] / (sizes_r[:, None] + sizes_p[None, :])
+            rows, columns = linear_sum_assignment(np.where(dice >= 1e-6, 1 - dice, 1 + 1e-6))
+            pairs = [(int(r), int(c)) for r, c in zip(rows, columns) if dice[r, c] >= 1e-6]
+        scores = [
+            (dice[r, c], *hd95_and_nsd(predicted == c + 1, reference == r + 1, spacing, tolerance_mm)) for r, c in pairs
+        ]
         tp, fp, fn = len(pairs), predictions - len(pairs), references - len(pairs)
-        rq = 1.0 if tp + fp + fn == 0 else tp / (tp + 0.5 * fp + 0.5 * fn)
-        sq = float(np.mean(pairs)) if pairs else (1.0 if tp + fp + fn == 0 else 0.0)
-        out[name] = {"pq_dsc": sq * rq, "sq_dsc": sq, "rq": rq, "tp": tp, "fp": fp, "fn": fn}
+        if references + predictions == 0:
+            sq_dsc = sq_hd95 = sq_nsd = rq = float("nan")
+        elif tp == 0:
+            sq_dsc, sq_hd95, sq_nsd, rq = 0.0, float("inf"), 0.0, 0.0
+        else:
+            sq_dsc, sq_hd95, sq_nsd = (float(np.mean(values)) for values in zip(*scores))
+            rq = tp / (tp + 0.5 * fp + 0.5 * fn)
+        out[name] = {"pq_dsc": sq_dsc * rq, "sq_dsc": sq_dsc, "sq_hd95": sq_hd95, "sq_nsd": sq_nsd, "rq": rq,
+                     "tp": tp, "fp": fp, "fn": fn}  # fmt: skip
     return out

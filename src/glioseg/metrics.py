@@ -79,13 +79,15 @@ def hd95_and_nsd(
     truth: np.ndarray,
     spacing: tuple[float, ...],
     tolerance_mm: float = EvaluateConfig.tolerance_mm,
+    empty_hd95: float = EMPTY_HD95,
 ) -> tuple[float, float]:
-    """HD95 in mm and normalised surface Dice at ``tolerance_mm`` (BraTS empty-mask conventions)."""
+    """HD95 in mm and normalised surface Dice at ``tolerance_mm`` (BraTS empty-mask conventions: ``empty_hd95`` where
+    exactly one mask is empty)."""
     empty_p, empty_t = not prediction.any(), not truth.any()
     if empty_p and empty_t:
         return 0.0, 1.0
     if empty_p or empty_t:
-        return EMPTY_HD95, 0.0
+        return empty_hd95, 0.0
     forward, backward = surface_distances(prediction, truth, spacing)
     hd95 = float(np.percentile(np.concatenate([forward, backward]), 95))  # pooled, as the BraTS evaluator
     nsd = (np.count_nonzero(forward <= tolerance_mm) + np.count_nonzero(backward <= tolerance_mm)) / (
@@ -100,6 +102,7 @@ def case_metrics(
     spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
     distances: bool = True,
     tolerance_mm: float = EvaluateConfig.tolerance_mm,
+    empty_hd95: float = EMPTY_HD95,
 ) -> dict[str, dict[str, float]]:
     """All metrics for one case.
 
@@ -133,7 +136,7 @@ def case_metrics(
             "volume_diff_ml": (fp - fn) * voxel_ml,
         }
         if distances:
-            row["hd95"], row["nsd"] = hd95_and_nsd(predicted[name], actual[name], spacing, tolerance_mm)
+            row["hd95"], row["nsd"] = hd95_and_nsd(predicted[name], actual[name], spacing, tolerance_mm, empty_hd95)
         result[name] = row
     return result
 
