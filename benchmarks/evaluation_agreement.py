@@ -1,10 +1,13 @@
-"""Does `glioseg evaluate` agree with the official BraTS evaluator, and how much faster is it?
+"""Does `glioseg evaluate` agree with the official BraTS evaluator (`brats-evaluation`, panoptica), lesion-wise
+too, and how much faster is it?
 
-Pairs are built from the real labels of ../shared/data/brats2018-sample: each reference against a
-perturbed copy (shifted, eroded, dilated, boundary noise), plus empty-mask cases (no ET predicted, no ET
-anywhere, nothing predicted). Both tools score the same files; the table lists the largest differences of
-Dice and HD95 per region, and seconds per pair. The official evaluator runs in the optional peer
-environment (`benchmarks/peers/setup.sh` makes `.venv-peers/`).
+Pairs are built from the real labels of ../shared/data/brats2018-sample: each reference against copies with lesions
+shifted, split in two, merged with a new lesion, added, removed, eroded and dilated, plus the empty-mask cases
+(nothing predicted, no ET predicted, no ET anywhere). Both tools score the same files under panoptica's rules, for
+the groups WT, TC, ET, NETC and SNFH: the whole-image Dice, HD95 and NSD, and the instance (lesion) scores: matched
+pairs' mean Dice, HD95 and NSD (``sq_*``), the F1 of the matching (``rq``), panoptic quality (``pq_dsc``) and the
+counts. The table lists the largest difference of each, and the seconds per pair of each tool. The official evaluator
+runs in the optional peer environment (`benchmarks/peers/setup.sh` makes `.venv-peers/`).
 
     benchmarks/peers/setup.sh                       # once
     .venv/bin/python benchmarks/evaluation_agreement.py [--sample ../shared/data/brats2018-sample]
@@ -25,119 +28,160 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from glioseg.config import EvaluateConfig
+from glioseg.evaluate import evaluate_case
 from glioseg.io import find_cases, read_case
-from glioseg.labels import BRATS2023, CORE, ENHANCING
-from glioseg.metrics import EMPTY_HD95, case_metrics
+from glioseg.labels import BRATS2023, CORE, EDEMA, ENHANCING
+from glioseg.layouts import CaseFiles
 
 REPO = Path(__file__).resolve().parents[1]
 GROUPS = {"wt": "WT", "tc": "TC", "et": "ET", "netc": "core", "snfh": "edema"}
+"""brats-evaluation's group -> glioseg's row."""
+COMPARED = {"dsc": "dice", "hd95": "hd95", "nsd": "nsd", "pq_dsc": "pq_dsc", "sq_dsc": "sq_dsc",
+            "sq_hd95": "sq_hd95", "sq_nsd": "sq_nsd", "rq": "rq", "tp": "lesions_tp", "fp": "lesions_fp",
+            "fn": "lesions_fn"}  # fmt: skip
+"""brats-evaluation's number -> glioseg's column."""
 
 
-def perturbations(label: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Predictions derived from a reference: plausible errors and the empty-mask edge cases."""
+def ball(shape: tuple[int, ...], centre: np.ndarray, radius: float) -> np.ndarray:
+    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum((axis - c) ** 2 for axis, c in zip(grid, centre)) <= radius**2
+
+
+def perturbations(label: np.ndarray, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{name: (prediction, reference)}`` derived from one real label: lesion-level errors and empty-mask cases."""
     tumour = label > 0
-    boundary = tumour ^ ndimage.binary_erosion(tumour)
-    noisy = label.copy()
-    flip = boundary & (rng.random(label.shape) < 0.3)
-    noisy[flip] = 0
+    where = np.argwhere(tumour)
+    centre = where.mean(0)
+    far = np.array([label.shape[0] - 1 - centre[0], centre[1], centre[2]])  # the other hemisphere
+    new_lesion = ball(label.shape, far, 6) & ~ndimage.binary_dilation(tumour, iterations=8)
+    with_new = np.where(new_lesion, ENHANCING, label).astype(np.uint8)
+    with_new[ndimage.binary_dilation(new_lesion, iterations=3) & ~new_lesion & (label == 0)] = EDEMA
+    split = label.copy()
+    split[int(centre[0]) - 2 : int(centre[0]) + 2] = 0  # a 4-voxel cut through the tumour
+    bridge = with_new.copy()
+    line = np.linspace(centre, far, 200).round().astype(int)
+    for point in line:
+        bridge[tuple(slice(p - 1, p + 2) for p in point)] = np.maximum(
+            bridge[tuple(slice(p - 1, p + 2) for p in point)], EDEMA
+        )
     eroded = np.where(ndimage.binary_erosion(tumour, iterations=2), label, 0).astype(np.uint8)
     dilated = label.copy()
-    ring = ndimage.binary_dilation(tumour, iterations=2) & ~tumour
-    dilated[ring] = 1  # edema grows by 2 voxels
+    dilated[ndimage.binary_dilation(tumour, iterations=2) & ~tumour] = EDEMA
     no_et = np.where(label == ENHANCING, CORE, label).astype(np.uint8)
+    speckled = label.copy()
+    speckled.flat[rng.choice(label.size, 30, replace=False)] = ENHANCING
     return {
-        "shifted": np.roll(label, (2, -1, 1), axis=(0, 1, 2)),
-        "eroded": eroded,
-        "dilated": dilated,
-        "boundary_noise": noisy,
-        "no_et_predicted": no_et,
-        "nothing_predicted": np.zeros_like(label),
+        "shifted": (np.roll(label, (3, -2, 1), axis=(0, 1, 2)), label),
+        "split": (split, label),
+        "merged_with_a_new_lesion": (bridge, with_new),
+        "lesion_added": (with_new, label),
+        "lesion_removed": (label, with_new),
+        "eroded": (eroded, label),
+        "dilated": (dilated, label),
+        "speckled_false_positives": (speckled, label),
+        "no_et_predicted": (no_et, label),
+        "nothing_predicted": (np.zeros_like(label), label),
+        "both_without_et": (no_et, no_et),
     }
 
 
-def build_pairs(sample: Path, folder: Path) -> list[dict]:
+def build_pairs(sample: Path, folder: Path, per_case: int) -> list[dict]:
+    """Each case gets ``per_case`` kinds in turn, so that every kind appears on several cases."""
     rng = np.random.default_rng(0)
     pairs = []
-    for index, files in enumerate(find_cases(sample)):
-        case = read_case(files)
-        reference_path = folder / f"{files.case_id}_reference.nii.gz"
+    cases = find_cases(sample)
+    kinds = None
+    for index, files in enumerate(cases):
+        label = read_case(files).label
+        made = perturbations(label, rng)
+        kinds = kinds or list(made)
         image = nib.load(files.label)
-        nib.save(nib.Nifti1Image(BRATS2023.from_internal(case.label), image.affine, image.header), reference_path)
-        kinds = list(perturbations(case.label, rng).items())
-        name, prediction = kinds[index % len(kinds)]  # each case gets one kind; all kinds appear twice
-        pairs.append(_pair(folder, files.case_id, name, prediction, case.label, reference_path, image))
-        if index == 0:  # a truth without ET against a prediction without ET: both empty for ET
-            no_et = np.where(case.label == ENHANCING, CORE, case.label).astype(np.uint8)
-            no_et_path = folder / f"{files.case_id}_reference_no_et.nii.gz"
-            nib.save(nib.Nifti1Image(BRATS2023.from_internal(no_et), image.affine, image.header), no_et_path)
-            pairs.append(_pair(folder, files.case_id, "both_without_et", no_et, no_et, no_et_path, image))
+        for k in range(per_case):
+            name = kinds[(index * per_case + k) % len(kinds)]
+            prediction, reference = made[name]
+            paths = []
+            for role, array in (("prediction", prediction), ("reference", reference)):
+                path = folder / f"{files.case_id}_{name}_{role}.nii.gz"
+                nib.save(nib.Nifti1Image(BRATS2023.from_internal(array), image.affine, image.header), path)
+                paths.append(str(path))
+            pairs.append({"id": f"{files.case_id}:{name}", "prediction": paths[0], "reference": paths[1]})
     return pairs
 
 
-def _pair(folder, case_id, name, prediction, truth, reference_path, image) -> dict:
-    path = folder / f"{case_id}_{name}.nii.gz"
-    nib.save(nib.Nifti1Image(BRATS2023.from_internal(prediction), image.affine, image.header), path)
-    return {"id": f"{case_id}:{name}", "prediction": str(path), "reference": str(reference_path)}
-
-
 def glioseg_scores(pairs: list[dict]) -> tuple[dict, float]:
+    """glioseg's numbers for each pair, as `glioseg evaluate --rules panoptica` computes them (files read included)."""
     scores, start = {}, time.perf_counter()
     for pair in pairs:
-        prediction = nib.load(pair["prediction"])
-        truth = BRATS2023.to_internal(np.asarray(nib.load(pair["reference"]).dataobj))
-        spacing = tuple(float(z) for z in prediction.header.get_zooms()[:3])
-        metrics = case_metrics(BRATS2023.to_internal(np.asarray(prediction.dataobj)), truth, spacing)
-        scores[pair["id"]] = {g: metrics[name] for g, name in GROUPS.items()}
+        reference = Path(pair["reference"])
+        truth = CaseFiles(pair["id"], "brats2023", (), reference, BRATS2023)
+        metrics, _ = evaluate_case(Path(pair["prediction"]), truth, BRATS2023, EvaluateConfig(rules="panoptica"))
+        scores[pair["id"]] = {group: metrics[row] for group, row in GROUPS.items()}
     return scores, time.perf_counter() - start
+
+
+def glioseg_lesionwise_seconds(pairs: list[dict], rules: str) -> float:
+    """Seconds glioseg takes for the pairs under a year's lesion-wise rules (for the record: no peer to compare)."""
+    start = time.perf_counter()
+    for pair in pairs:
+        truth = CaseFiles(pair["id"], "brats2023", (), Path(pair["reference"]), BRATS2023)
+        evaluate_case(Path(pair["prediction"]), truth, BRATS2023, EvaluateConfig(rules=rules))
+    return time.perf_counter() - start
+
+
+def same(a, b) -> bool:
+    """Equal, or both undefined (the peer's runner writes NaN as None)."""
+    a, b = (math.nan if v is None else float(v) for v in (a, b))
+    return (math.isnan(a) and math.isnan(b)) or a == b
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sample", default=str(REPO.parent / "shared" / "data" / "brats2018-sample"))
     parser.add_argument("--peer-python", default=str(REPO / ".venv-peers" / "bin" / "python"))
+    parser.add_argument("--per-case", type=int, default=3, help="perturbations per case (12 cases x 3 = 36 pairs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        pairs = build_pairs(Path(args.sample), folder)
+        pairs = build_pairs(Path(args.sample), folder, args.per_case)
         (folder / "pairs.json").write_text(json.dumps(pairs))
         ours, our_seconds = glioseg_scores(pairs)
         runner = REPO / "benchmarks" / "peers" / "brats_eval_runner.py"
         completed = subprocess.run([args.peer_python, str(runner), str(folder / "pairs.json")],
                                    capture_output=True, text=True, check=True)  # fmt: skip
         theirs = json.loads(completed.stdout.strip().splitlines()[-1])
+        yearly = {rules: glioseg_lesionwise_seconds(pairs, rules) / len(pairs) for rules in ("brats2023", "brats2024")}
     peer_seconds = theirs.pop("_seconds")
-    rows, worst = [], {"dice": 0.0, "hd95": 0.0}
+    worst = dict.fromkeys(COMPARED, 0.0)
+    differences = []
     for pair in pairs:
         for group in GROUPS:
             mine, official = ours[pair["id"]][group], theirs[pair["id"]][group]
-            row = {"pair": pair["id"], "group": group, "glioseg_dice": mine["dice"], "official_dice": official["dsc"],
-                   "glioseg_hd95": mine["hd95"], "official_hd95": official["hd95"]}  # fmt: skip
-            rows.append(row)
-            if official["dsc"] is not None:
-                worst["dice"] = max(worst["dice"], abs(mine["dice"] - official["dsc"]))
-            official_hd95 = official["hd95"]
-            if official_hd95 is not None and math.isfinite(float(official_hd95)):
-                worst["hd95"] = max(worst["hd95"], abs(mine["hd95"] - float(official_hd95)))
-            elif mine["hd95"] != EMPTY_HD95 and not (mine["dice"] == 1.0 and mine["hd95"] == 0.0):
-                worst["hd95"] = math.inf  # the official says empty/undefined where glioseg measured a distance
-    print(f"{len(pairs)} pairs x {len(GROUPS)} groups")
-    print(f"{'pair':<40} {'group':<5} {'Dice glioseg':>12} {'official':>9} {'HD95 glioseg':>12} {'official':>9}")
-    for row in rows:
-        print(f"{row['pair']:<40} {row['group']:<5} {row['glioseg_dice']:12.6f} {_fmt(row['official_dice']):>9} "
-              f"{row['glioseg_hd95']:12.3f} {_fmt(row['official_hd95']):>9}")  # fmt: skip
-    print(f"\nlargest |difference|: Dice {worst['dice']:.2e}, HD95 {worst['hd95']:.4f} mm (finite official values)")
+            for theirs_name, our_name in COMPARED.items():
+                a, b = mine.get(our_name), official.get(theirs_name)
+                if same(a, b):
+                    continue
+                if theirs_name == "hd95" and b is not None and math.isinf(float(b)) and a == 373.0:
+                    continue  # one mask empty: panoptica's infinity is the 373 mm brats-evaluation reports
+                gap = abs(float(a) - float(b)) if a is not None and b is not None else math.inf
+                worst[theirs_name] = max(worst[theirs_name], gap)
+                if gap > (0.01 if "hd95" in theirs_name else 1e-6):
+                    differences.append((pair["id"], group, theirs_name, a, b))
+    print(f"{len(pairs)} pairs x {len(GROUPS)} groups, panoptica's rules")
+    print("largest |difference| per number: " + ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
+    for difference in differences:
+        print("DIFFERENT", *difference)
     print(f"seconds per pair: glioseg {our_seconds / len(pairs):.3f}, official {peer_seconds / len(pairs):.3f} "
           f"(ratio {peer_seconds / our_seconds:.1f}x)")  # fmt: skip
-    result = {"pairs": len(pairs), "rows": rows, "largest_difference": worst,
-              "seconds_per_pair": {"glioseg": our_seconds / len(pairs), "official": peer_seconds / len(pairs)},
+    print("glioseg seconds per pair under " + ", ".join(f"{k} {v:.3f}" for k, v in yearly.items()))
+    result = {"pairs": len(pairs), "kinds": sorted({p["id"].split(":")[1] for p in pairs}),
+              "largest_difference": worst, "differences": differences,
+              "seconds_per_pair": {"glioseg": our_seconds / len(pairs), "official": peer_seconds / len(pairs),
+                                   **{f"glioseg {k}": v for k, v in yearly.items()}},
               "machine": {"platform": platform.platform(), "python": platform.python_version()}}  # fmt: skip
     out = REPO / "benchmarks" / "results" / "evaluation_agreement.json"
     out.write_text(json.dumps(result, indent=1, default=str))
     print(f"wrote {out}")
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{float(value):.6f}" if float(value) <= 1 else f"{float(value):.3f}"
 
 
 if __name__ == "__main__":

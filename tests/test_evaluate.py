@@ -1,3 +1,4 @@
+import csv
 import json
 import shutil
 import subprocess
@@ -45,17 +46,21 @@ def test_perfect_and_imperfect_predictions(truth_and_predictions):
     assert summary["edema"]["dice"]["median"] == 1.0
 
 
-def test_evaluate_command_writes_csv_and_summary(truth_and_predictions, tmp_path):
+@pytest.mark.parametrize(("rules", "lesion_columns"), [
+    ([], "lesionwise_dice,lesionwise_hd95,lesions_tp,lesions_fp,lesions_fn"),  # BraTS 2023's by default
+    (["--rules", "panoptica"], "pq_dsc,sq_dsc,sq_hd95,sq_nsd,rq,lesions_tp,lesions_fp,lesions_fn"),
+])  # fmt: skip
+def test_evaluate_command_writes_csv_and_summary(truth_and_predictions, tmp_path, rules, lesion_columns):
     data, predictions = truth_and_predictions
     out = tmp_path / "m.csv"
-    command = [sys.executable, "-m", "glioseg", "evaluate", str(predictions), str(data), "--out", str(out)]
+    command = [sys.executable, "-m", "glioseg", "evaluate", str(predictions), str(data), "--out", str(out), *rules]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == (
-        "case_id,structure,dice,hd95,nsd,sensitivity,specificity,volume_pred_ml,volume_true_ml,"
-        "volume_diff_ml,pq_dsc,sq_dsc,sq_hd95,sq_nsd,rq,lesions_tp,lesions_fp,lesions_fn"
-    )  # panoptica's by default
+        "case_id,structure,dice,hd95,nsd,sensitivity,specificity,volume_pred_ml,volume_true_ml,volume_diff_ml,"
+        + lesion_columns
+    )
     assert len(lines) == 1 + 3 * 6
     summary = json.loads(out.with_suffix(".json").read_text())
     assert set(summary) == {"WT", "TC", "ET", "edema", "core", "enhancing"}
@@ -127,8 +132,6 @@ def test_evaluate_gives_a_years_lesion_wise_scores_and_a_per_lesion_table(tmp_pa
     result = subprocess.run([sys.executable, "-m", "glioseg", "evaluate", str(predictions), str(truth), "--out",
                              str(out), "--rules", rules], capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    import csv
-
     rows = {r["structure"]: r for r in csv.DictReader(open(out))}
     et = rows["ET"]
     assert float(et["lesionwise_dice"]) == pytest.approx(dice) and float(et["lesionwise_hd95"]) == pytest.approx(hd95)

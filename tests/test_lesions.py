@@ -99,7 +99,9 @@ def test_panoptica_matches_one_to_one_without_merging_or_thresholds():
     truth = volume((5, 5, 5, 10), (40, 40, 40, 6))
     prediction = volume((5, 5, 5, 10), (5, 40, 40, 5))
     et = panoptic_scores(prediction, truth, SPACING)["ET"]
-    assert et == {"pq_dsc": 0.5, "sq_dsc": 1.0, "sq_hd95": 0.0, "sq_nsd": 1.0, "rq": 0.5, "tp": 1, "fp": 1, "fn": 1}
+    assert et == {"pq_dsc": 0.5, "sq_dsc": 1.0, "sq_hd95": 0.0, "sq_nsd": 1.0, "rq": 0.5, "tp": 1, "fp": 1, "fn": 1,
+                  "dice": 2 * 1000 / (1000 + 216 + 1000 + 125), "hd95": et["hd95"], "nsd": et["nsd"]}  # fmt: skip
+    assert et["hd95"] > 30 and 0 < et["nsd"] < 1  # whole image: the missed cube and the false one are far away
     merged = volume((5, 5, 5, 8), (5, 5, 17, 8))
     found = volume((5, 5, 5, 8))
     assert panoptic_scores(found, merged, SPACING)["ET"]["pq_dsc"] == pytest.approx(1 / (1 + 0.5))

@@ -3,7 +3,8 @@
 Runs inside the optional peer environment (benchmarks/peers/setup.sh), not glioseg's:
     .venv-peers/bin/python benchmarks/peers/brats_eval_runner.py PAIRS.json
 PAIRS.json: [{"id": ..., "prediction": path, "reference": path}, ...] with BraTS 2023 labels (1 NETC, 2 SNFH, 3 ET).
-Prints {"id": {"wt": {"dsc": .., "hd95": .., "nsd": ..}, ...}, "_seconds": total evaluation time}.
+Prints {"id": {"wt": {"dsc", "hd95", "nsd" (global), "pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq", "tp", "fp",
+"fn" (instances)}, ...}, "_seconds": total evaluation time}.
 """
 
 import json
@@ -32,6 +33,10 @@ def main() -> None:
                 "dsc": clean(values.get("global_bin_dsc")),
                 "hd95": clean(values.get("global_bin_hd95")),
                 "nsd": clean(values.get("global_bin_nsd")),
+                **{
+                    key: clean(values.get(key))
+                    for key in ("pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq", "tp", "fp", "fn")
+                },
             }
     out["_seconds"] = time.perf_counter() - start
     print(json.dumps(out, default=str))

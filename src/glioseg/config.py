@@ -215,10 +215,10 @@ class EvaluateConfig:
     """How predictions are scored (``glioseg evaluate``)."""
 
     tolerance_mm: float = field(default=1.0, metadata=cli("Surface Dice tolerance, mm.", flag="--tolerance", min=0.0))
-    rules: Literal["panoptica", "brats2023", "brats2024"] = field(
-        default="panoptica",
-        metadata=cli("Whose rules: panoptica (brats-evaluation, BraTS 2025): whole-image metrics and panoptic quality; "
-                     "brats2023 or brats2024: that year's lesion-wise Dice and HD95 and its own whole-image metrics."),
+    rules: Literal["brats2023", "brats2024", "panoptica"] = field(
+        default="brats2023",
+        metadata=cli("Whose rules: brats2023 or brats2024: that year's lesion-wise Dice, HD95 (and NSD) and its own "
+                     "whole-image metrics; panoptica (brats-evaluation, BraTS 2025): its metrics, panoptic quality."),
     )  # fmt: skip
     label_convention: Literal[LABEL_CONVENTIONS] | None = field(
         default=None,

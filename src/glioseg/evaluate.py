@@ -15,7 +15,7 @@ from glioseg.errors import InputError
 from glioseg.io import atomic_path, find_cases, grid_mismatch, open_nifti, read_label
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, LabelValueError
 from glioseg.layouts import CaseFiles
-from glioseg.lesions import PANOPTICA_PENALTY_MM, RULES, lesionwise_scores, panoptic_scores
+from glioseg.lesions import RULES, lesionwise_scores, panoptic_scores
 from glioseg.metrics import case_metrics
 
 METRICS = ("dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml", "volume_diff_ml")
@@ -80,12 +80,11 @@ def evaluate_case(
         raise InputError(prediction_path, str(error), "pass --pred-labels with the predictions' convention") from None
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
     if settings.rules == "panoptica":
-        metrics = case_metrics(prediction, truth_label, spacing, tolerance_mm=settings.tolerance_mm,  # type: ignore[arg-type]
-                               empty_hd95=PANOPTICA_PENALTY_MM)  # fmt: skip
+        metrics = case_metrics(prediction, truth_label, spacing, distances=False)  # type: ignore[arg-type]
         panoptic = panoptic_scores(prediction, truth_label, spacing, PANOPTICA_ROWS, settings.tolerance_mm)  # type: ignore[arg-type]
         for name, scores in panoptic.items():
             counts = {f"lesions_{key}": scores[key] for key in ("tp", "fp", "fn")}
-            values = {key: scores[key] for key in ("pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq")}
+            values = {key: scores[key] for key in ("dice", "hd95", "nsd", *RULE_METRICS["panoptica"][:5])}
             for structure in LESION_STRUCTURES[name]:
                 metrics.setdefault(structure, {}).update(values, **counts)
         return metrics, []

@@ -250,6 +250,14 @@ def describe(convention: LabelConvention) -> str:
     return f"{convention.name}: " + ", ".join(f"{value} {_class_name(c)}" for value, c in pairs if value != 0)
 
 
+def class_mask(label: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """Where ``label`` holds any of ``classes`` (a few comparisons: several times faster than ``np.isin`` here)."""
+    mask = label == classes[0]
+    for value in classes[1:]:
+        mask |= label == value
+    return mask
+
+
 def regions_from_label(label: np.ndarray) -> np.ndarray:
     """Nested BraTS regions of an internal label map.
 
@@ -260,7 +268,7 @@ def regions_from_label(label: np.ndarray) -> np.ndarray:
         ``(3, X, Y, Z)`` bool, channels WT, TC, ET.
     """
     label = np.asarray(label)
-    return np.stack([np.isin(label, classes) for classes in REGION_CLASSES.values()])
+    return np.stack([class_mask(label, classes) for classes in REGION_CLASSES.values()])
 
 
 def label_from_regions(regions: np.ndarray) -> np.ndarray:

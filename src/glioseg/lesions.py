@@ -45,15 +45,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import cc3d
 import numpy as np
 from scipy import ndimage
 
-from glioseg.labels import CORE, EDEMA, REGION_CLASSES, REGIONS, RESECTION_CAVITY
-from glioseg.metrics import hd95_and_nsd, surface_distances
+from glioseg.labels import CORE, EDEMA, REGION_CLASSES, REGIONS, RESECTION_CAVITY, class_mask
+from glioseg.metrics import bounding_box, crop_to_tumours, distance_scores, surface_distances
 
 STRUCTURE_CLASSES = {**REGION_CLASSES, "NETC": (CORE,), "SNFH": (EDEMA,), "RC": (RESECTION_CAVITY,)}
 """Every structure a year scores, as internal classes: the BraTS regions and the 2024 classes."""
-COMPONENTS = np.ones((3, 3, 3), dtype=bool)  # 26-connected components
 DILATION = ndimage.generate_binary_structure(3, 2)  # the 18-connected element of the official dilations
 
 
@@ -127,25 +127,26 @@ class StructureScore:
     legacy_nsd: dict[float, float] = field(default_factory=dict)
 
 
-def _box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """The bounding box of ``mask`` grown by ``margin`` voxels, within the volume."""
-    where = np.argwhere(mask)
-    low, high = where.min(0) - margin, where.max(0) + 1 + margin
-    return tuple(slice(max(int(a), 0), min(int(b), n)) for a, b, n in zip(low, high, mask.shape))
-
-
 def dilated(mask: np.ndarray, iterations: int) -> np.ndarray:
     """``mask`` dilated by ``iterations`` of the 18-connected element (computed in its bounding box: the same)."""
     out = np.zeros_like(mask, dtype=bool)
     if mask.any():
-        box = _box(mask, iterations)
+        box = bounding_box(mask, iterations)
         out[box] = ndimage.binary_dilation(mask[box], structure=DILATION, iterations=iterations)
     return out
 
 
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """26-connected components of ``mask`` (``int32`` ids from 1) and their count, by ``cc3d``, the library the BraTS
+    2023 and 2024 code and panoptica use: its numbering breaks panoptica's ties between equally good matches alike,
+    and it labels 8x or more faster than ``scipy.ndimage.label`` on a BraTS-sized mask (measured here)."""
+    labels, count = cc3d.connected_components(mask, connectivity=26, return_N=True)
+    return labels.astype(np.int32, copy=False), int(count)
+
+
 def merged_lesions(mask: np.ndarray, iterations: int) -> np.ndarray:
     """Label each voxel of ``mask`` with its lesion: components whose dilations touch are one lesion. ``int32``."""
-    grown, _ = ndimage.label(dilated(mask, iterations), structure=COMPONENTS)
+    grown, _ = components(dilated(mask, iterations))
     return np.where(mask, grown, 0).astype(np.int32)
 
 
@@ -161,7 +162,7 @@ def robust_hd95(reference: np.ndarray, prediction: np.ndarray, spacing: tuple[fl
         warnings.simplefilter("ignore", DeprecationWarning)  # it imports from scipy.ndimage's old namespaces
         import surface_distance
 
-        box = _box(reference | prediction, 1)
+        box = bounding_box(reference | prediction, 1)
         distances = surface_distance.compute_surface_distances(reference[box], prediction[box], tuple(spacing))
         return float(surface_distance.compute_robust_hausdorff(distances, 95))
 
@@ -228,7 +229,7 @@ def lesion_maps(masks: dict[str, np.ndarray], rules: LesionRules, predicted: boo
     for name in rules.structures:
         mask = masks[name]
         if predicted and not rules.merge_predicted:
-            maps[name] = ndimage.label(mask, structure=COMPONENTS)[0].astype(np.int32)
+            maps[name] = components(mask)[0]
             continue
         lesions = merged_lesions(mask, rules.dilation[name])
         if predicted:  # 2024: merged predicted lesions of at most the threshold (in voxels) are removed
@@ -247,7 +248,7 @@ def lesion_maps(masks: dict[str, np.ndarray], rules: LesionRules, predicted: boo
 
 
 def structure_masks(label: np.ndarray, structures: tuple[str, ...]) -> dict[str, np.ndarray]:
-    return {name: np.isin(label, STRUCTURE_CLASSES[name]) for name in structures}
+    return {name: class_mask(label, STRUCTURE_CLASSES[name]) for name in structures}
 
 
 def score_structure(
@@ -315,6 +316,13 @@ def lesionwise_scores(
     return {name: score_structure(predicted[name], reference[name], spacing, rules, name) for name in rules.structures}
 
 
+def _joint_box(a: tuple[slice, ...], b: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """The box holding two components' boxes and one voxel around them (surfaces and distances are the same there)."""
+    return tuple(
+        slice(max(min(x.start, y.start) - 1, 0), min(max(x.stop, y.stop) + 1, n)) for x, y, n in zip(a, b, shape)
+    )
+
+
 def panoptic_scores(
     prediction: np.ndarray,
     truth: np.ndarray,
@@ -322,33 +330,57 @@ def panoptic_scores(
     structures: tuple[str, ...] = PANOPTICA_STRUCTURES,
     tolerance_mm: float = 1.0,
 ) -> dict[str, dict[str, float]]:
-    """Panoptica's instance scores as ``brats-evaluation`` configures them for gliomas: 26-connected components,
-    matched one to one by maximum bipartite matching of Dice among overlapping pairs (scipy's
-    ``linear_sum_assignment`` on 1 - Dice, as panoptica); per matched pair Dice, HD95 and NSD (glioseg's, which are
-    panoptica's); ``sq_*`` their means, ``rq`` the F1 of the matching, ``pq_dsc = sq_dsc * rq``. Its edge cases: no
-    component in either mask gives NaN; components but no match give sq_dsc 0, sq_nsd 0, sq_hd95 inf.
+    """Panoptica's scores as ``brats-evaluation`` configures them for gliomas.
+
+    Instances: 26-connected components, matched one to one by maximum bipartite matching of Dice among overlapping
+    pairs (scipy's ``linear_sum_assignment`` on 1 - Dice, as panoptica); per matched pair Dice, HD95 and NSD at
+    ``tolerance_mm`` (glioseg's, which are panoptica's); ``sq_*`` their means, ``rq`` the F1 of the matching,
+    ``pq_dsc = sq_dsc * rq``. No component in either mask gives NaN; components but no match give sq_dsc 0, sq_nsd 0,
+    sq_hd95 inf. Whole image (``hd95``, ``nsd``): panoptica calls its global metrics without the voxel spacing, so
+    HD95 is in voxels (mm at BraTS's 1 mm) and NSD takes its default tolerance of 0.5 voxel (only coinciding surface
+    voxels count); both empty: NaN (Dice too), one empty: HD95 373 (its penalty), NSD 0.
 
     Returns:
-        ``{structure: {"pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq", "tp", "fp", "fn"}}``.
+        ``{structure: {"dice", "hd95", "nsd", "pq_dsc", "sq_dsc", "sq_hd95", "sq_nsd", "rq", "tp", "fp", "fn"}}``.
     """
     from scipy.optimize import linear_sum_assignment
 
+    prediction, truth = crop_to_tumours(prediction, truth)
+    isotropic = len(set(spacing)) == 1
     out = {}
     for name in structures:
         classes = STRUCTURE_CLASSES[name]
-        reference, references = ndimage.label(np.isin(truth, classes), structure=COMPONENTS)
-        predicted, predictions = ndimage.label(np.isin(prediction, classes), structure=COMPONENTS)
-        pairs: list[tuple[int, int]] = []
+        reference, references = components(class_mask(truth, classes))
+        predicted, predictions = components(class_mask(prediction, classes))
+        in_voxels = None
+        if not references and not predictions:
+            whole = dict.fromkeys(("dice", "hd95", "nsd"), float("nan"))
+        else:
+            whole = {"dice": _dice(predicted > 0, reference > 0), "hd95": PANOPTICA_PENALTY_MM, "nsd": 0.0}
         if references and predictions:
-            overlap = np.zeros((references + 1, predictions + 1), dtype=np.int64)
-            np.add.at(overlap, (reference.ravel(), predicted.ravel()), 1)
+            in_voxels = surface_distances(predicted > 0, reference > 0, (1.0, 1.0, 1.0))
+            whole["hd95"], whole["nsd"] = distance_scores(*in_voxels, 0.5)
+        pairs: list[tuple[int, int]] = []
+        scores = []
+        if references and predictions:
+            pair_codes = reference.astype(np.int64) * (predictions + 1) + predicted
+            overlap = np.bincount(pair_codes.ravel(), minlength=(references + 1) * (predictions + 1))
+            overlap = overlap.reshape(references + 1, predictions + 1)
             sizes_r, sizes_p = overlap.sum(1)[1:], overlap.sum(0)[1:]
             dice = 2 * overlap[1:, 1:] / (sizes_r[:, None] + sizes_p[None, :])
             rows, columns = linear_sum_assignment(np.where(dice >= 1e-6, 1 - dice, 1 + 1e-6))
             pairs = [(int(r), int(c)) for r, c in zip(rows, columns) if dice[r, c] >= 1e-6]
-        scores = [
-            (dice[r, c], *hd95_and_nsd(predicted == c + 1, reference == r + 1, spacing, tolerance_mm)) for r, c in pairs
-        ]
+            boxes_r, boxes_p = ndimage.find_objects(reference), ndimage.find_objects(predicted)
+            for r, c in pairs:
+                if dice[r, c] == 1.0:  # the same voxels: no distance to measure
+                    scores.append((1.0, 0.0, 1.0))
+                    continue
+                if references == predictions == 1 and isotropic:  # the pair is the whole image: reuse its distances
+                    forward, backward = (d * spacing[0] for d in in_voxels)  # type: ignore[union-attr]
+                else:
+                    box = _joint_box(boxes_r[r], boxes_p[c], reference.shape)
+                    forward, backward = surface_distances(predicted[box] == c + 1, reference[box] == r + 1, spacing)
+                scores.append((dice[r, c], *distance_scores(forward, backward, tolerance_mm)))
         tp, fp, fn = len(pairs), predictions - len(pairs), references - len(pairs)
         if references + predictions == 0:
             sq_dsc = sq_hd95 = sq_nsd = rq = float("nan")
@@ -357,6 +389,6 @@ def panoptic_scores(
         else:
             sq_dsc, sq_hd95, sq_nsd = (float(np.mean(values)) for values in zip(*scores))
             rq = tp / (tp + 0.5 * fp + 0.5 * fn)
-        out[name] = {"pq_dsc": sq_dsc * rq, "sq_dsc": sq_dsc, "sq_hd95": sq_hd95, "sq_nsd": sq_nsd, "rq": rq,
+        out[name] = {**whole, "pq_dsc": sq_dsc * rq, "sq_dsc": sq_dsc, "sq_hd95": sq_hd95, "sq_nsd": sq_nsd, "rq": rq,
                      "tp": tp, "fp": fp, "fn": fn}  # fmt: skip
     return out
