@@ -1,4 +1,4 @@
-"""The HTML report: self-contained (no URL fetched), with curves, metrics, box plots, overlays and volumes."""
+"""The HTML report: self-contained (no URL fetched), with curves, metrics, box plots, overlays, volumes and lesions."""
 
 import re
 
@@ -17,7 +17,7 @@ def test_report_of_a_prediction_folder_is_one_offline_page(tiny_runs, cohort_fac
     assert result.returncode == 0, result.stderr
     page = out.read_text()
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched: opens offline
-    for heading in ("Training", "Evaluation", "Per case", "Best and worst cases", "Tumour volumes"):
+    for heading in ("Training", "Evaluation", "Per case", "Best and worst cases", "Tumour volumes", "Lesions"):
         assert f"<h2>{heading}" in page or f"<h3>{heading}" in page, heading
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) >= 1 + 1 + 3  # curves, box plots, an overlay per case (3 cases: 2 best, 1 worst)

@@ -88,6 +88,13 @@ def test_upload_segment_and_explore_in_chromium(server, browser, cohort_factory,
     shown = {name: float(browser.find_element(By.ID, f"volume-{name}").text) for name in api["volumes_ml"]}
     assert shown == pytest.approx(api["volumes_ml"], abs=0.005)
 
+    lesions = api["lesions"]
+    assert lesions and lesions[0]["kind"] == "tumour"
+    for lesion in (lesions[-1], lesions[0]):  # a click on a lesion's row moves the crosshair to it
+        browser.find_element(By.ID, f"lesion-{lesion['kind']}-{lesion['lesion']}").click()
+        position = browser.execute_script("return glioseg.nv.frac2mm(glioseg.nv.scene.crosshairPos)")
+        assert position[:3] == pytest.approx(lesion["centre_mm"], abs=1.0)
+
     browser.execute_script("document.getElementById('opacity').value = 1; glioseg.nv && applyOverlayStyle();")
     time.sleep(0.5)
     browser.save_screenshot(str(tmp_path / "viewer.png"))

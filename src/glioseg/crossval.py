@@ -15,7 +15,7 @@ from glioseg.config import PredictConfig, RunConfig
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate, write_results
 from glioseg.io import atomic_path, claim_folder, find_cases, read_case, remove_stale_temporaries, write_label
-from glioseg.predict import load_model, write_case_index, write_volumes
+from glioseg.predict import load_model, write_case_index, write_measurements
 from glioseg.splits import read_splits
 
 
@@ -80,7 +80,7 @@ def cross_validate(
         case = read_case(files)
         prediction = models[run].predict(case, settings)
         write_label(mask, prediction.label, case, files.convention)
-    write_volumes(predictions, cases, settings)
+    write_measurements(predictions, cases, settings)
     write_case_index(predictions, cases, settings)
     with atomic_path(out / "folds.json") as temporary:
         temporary.write_text(json.dumps({c: str(r) for c, r in sorted(owner.items())}, indent=1))

@@ -2,10 +2,10 @@
 regions -> clean -> labels in the user's convention -> uncrop -> write with the input's affine and header.
 
 A cohort run writes ``<case_id>.nii.gz`` per case (and optionally ``<case_id>_probabilities.nii.gz`` and
-``<case_id>_uncertainty.nii.gz``), ``volumes.csv``, ``cases.json`` (where each case's inputs are) and
-``predict.json`` (the settings). Cases already written
-with the same settings are skipped, so an interrupted run finishes only what is missing; with ``torchrun``
-each process takes every N-th case.
+``<case_id>_uncertainty.nii.gz``), ``volumes.csv``, ``lesions.csv`` (per-lesion measurements), ``cases.json``
+(where each case's inputs are) and ``predict.json`` (the settings). Cases already written with the same settings
+are skipped, so an interrupted run finishes only what is missing; with ``torchrun`` each process takes every N-th
+case.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from glioseg.io import (
 )
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
 from glioseg.layouts import CaseFiles, locate_case
+from glioseg.measurements import measure_lesions, write_lesions
 from glioseg.metrics import volumes_ml
 from glioseg.model import UNet3D
 from glioseg.postprocess import (
@@ -256,7 +257,7 @@ def predict_cohort(
         write_label(mask, prediction.label, case, _output_convention(files, settings))  # the mask last: it marks done
     _barrier(world)
     if rank == 0:
-        write_volumes(out, cases, settings)
+        write_measurements(out, cases, settings)
         write_case_index(out, cases, settings)
     return masks
 
@@ -294,23 +295,25 @@ def _write_extras(out: Path, case: Case, prediction: Prediction, settings: Predi
             nib.save(nifti_like(prediction.uncertainty, case.header, np.float32), temporary)
 
 
-def write_volumes(out: Path, cases: list[CaseFiles], settings: PredictConfig) -> Path:
-    """``volumes.csv``: tumour volume (mL) per region and class of every predicted case, from the masks."""
-    rows = []
+def write_measurements(out: Path, cases: list[CaseFiles], settings: PredictConfig) -> tuple[Path, Path]:
+    """``volumes.csv`` (tumour volume in mL per region and class of every predicted case) and ``lesions.csv`` (each
+    lesion's volumes, centroid and RANO diameters, :mod:`glioseg.measurements`), from the masks as written."""
+    volumes, lesions = [], []
     for files in cases:
         mask = out / f"{files.case_id}.nii.gz"
         if not mask.exists():
             continue
         image = nib.load(mask)
         label = _output_convention(files, settings).to_internal(np.asarray(image.dataobj))
-        volumes = volumes_ml(label, tuple(float(z) for z in image.header.get_zooms()[:3]))
-        rows.append({"case_id": files.case_id, **{f"{name}_ml": round(volumes[name], 3) for name in STRUCTURE_NAMES}})
+        measured = volumes_ml(label, tuple(float(z) for z in image.header.get_zooms()[:3]))
+        volumes.append({"case_id": files.case_id, **{f"{n}_ml": round(measured[n], 3) for n in STRUCTURE_NAMES}})
+        lesions += [{"case_id": files.case_id, **row} for row in measure_lesions(label, image.affine)]
     path = out / "volumes.csv"
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=["case_id", *(f"{n}_ml" for n in STRUCTURE_NAMES)])
         writer.writeheader()
-        writer.writerows(rows)
-    return path
+        writer.writerows(volumes)
+    return path, write_lesions(out / "lesions.csv", lesions)
 
 
 def write_case_index(out: Path, cases: list[CaseFiles], settings: PredictConfig) -> Path:

@@ -1,6 +1,6 @@
 """`glioseg report`: one self-contained HTML file (figures inlined as PNG, no scripts or styles fetched) with a
 run's learning curves, the evaluation per case (sortable) and its summary, box plots per structure, overlays
-of the best and worst cases, and the tumour volumes.
+of the best and worst cases, the tumour volumes and the per-lesion measurements.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from glioseg.errors import InputError
 from glioseg.io import atomic_path
 from glioseg.labels import REGIONS, STRUCTURE_NAMES
+from glioseg.measurements import SMALLEST_SHOWN_ML
 
 BEST_WORST = 2  # overlays of this many best and worst cases
 
@@ -96,9 +97,11 @@ def _evaluation_sections(evaluation: Evaluation) -> str:
     sections = [_metrics_section(rows)] if rows else []
     if evaluation.predictions is not None:
         sections.append(_overlay_section(evaluation.predictions, rows))
-        volumes = evaluation.predictions / "volumes.csv"
+        volumes, lesions = evaluation.predictions / "volumes.csv", evaluation.predictions / "lesions.csv"
         if volumes.exists():
-            sections.append(_volumes_section(_read_csv(volumes)))
+            sections.append(_table_section("Tumour volumes (mL, predicted)", _read_csv(volumes)))
+        if lesions.exists():
+            sections.append(_lesions_section(_read_csv(lesions)))
     body = "\n".join(sections)
     if not evaluation.title:
         return body
@@ -231,13 +234,28 @@ def _case_overlay(predictions: Path, entry: dict):
     return plot_overlay(case, convention_from_record(entry["mask_convention"]).to_internal(mask))
 
 
-def _volumes_section(rows: list[dict]) -> str:
+def _table_section(title: str, rows: list[dict], note: str = "") -> str:
     if not rows:
         return ""
     columns = list(rows[0])
     header = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(row[c])}</td>" for c in columns) + "</tr>" for row in rows)
-    return f'<h2>Tumour volumes (mL, predicted)</h2><table class="sortable"><tr>{header}</tr>{body}</table>'
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns) + "</tr>" for row in rows)
+    return f'<h2>{html.escape(title)}</h2>{note}<table class="sortable"><tr>{header}</tr>{body}</table>'
+
+
+LESION_COLUMNS = ("case_id", "kind", "lesion", "volume_ml", "edema_ml", "core_ml", "enhancing_ml",
+                  "longest_diameter_mm", "perpendicular_diameter_mm", "product_mm2", "measurable", "axial_slice",
+                  "centroid_x_mm", "centroid_y_mm", "centroid_z_mm")  # fmt: skip
+"""The columns of lesions.csv the report shows."""
+
+
+def _lesions_section(rows: list[dict]) -> str:
+    shown = [{c: row[c] for c in LESION_COLUMNS} for row in rows if _number(row["volume_ml"]) >= SMALLEST_SHOWN_ML]
+    hidden = len(rows) - len(shown)
+    note = (f"<p>Whole-tumour and enhancing lesions; RANO diameters on the axial slice where each is longest "
+            f"(measurable: both at least 10 mm). {hidden} lesions under {SMALLEST_SHOWN_ML} mL are in lesions.csv "
+            f"only.</p>")  # fmt: skip
+    return _table_section("Lesions (predicted)", shown, note) or f"<h2>Lesions (predicted)</h2>{note}"
 
 
 SCRIPT = """

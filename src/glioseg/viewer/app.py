@@ -39,6 +39,8 @@ from glioseg.viewer.uploads import receive_upload
 
 STATIC = Path(__file__).parent / "static"
 VIEW_FILES = (*MODALITIES, "overlay", "segmentation")  # what a finished job serves, as <name>.nii.gz
+LESION_KEYS = ("kind", "lesion", "volume_ml", "longest_diameter_mm", "perpendicular_diameter_mm", "measurable")
+"""What the page lists of each lesion (with its centroid, where a click on its row moves the crosshair)."""
 SESSION_COOKIE = "glioseg_session"
 MAX_SESSIONS = 100_000  # tokens remembered; the oldest are forgotten (their jobs become unreachable, then deleted)
 
@@ -57,13 +59,14 @@ class Job:
     case_id: str | None = None
     volumes_ml: dict[str, float] = field(default_factory=dict)
     centre_mm: list[float] | None = None
+    lesions: list[dict] = field(default_factory=list)
     created: float = field(default_factory=time.time)
 
     def public(self) -> dict:
         return {
             "id": self.id, "title": self.title, "status": self.status, "stage": self.stage, "error": self.error,
             "case_id": self.case_id, "volumes_ml": self.volumes_ml, "centre_mm": self.centre_mm,
-            "files": list(VIEW_FILES) if self.status == "done" else [],
+            "lesions": self.lesions, "files": list(VIEW_FILES) if self.status == "done" else [],
         }  # fmt: skip
 
 
@@ -156,6 +159,7 @@ class JobQueue:
 def write_view_files(job: Job, case, label: np.ndarray, convention: LabelConvention) -> None:
     """The files the page loads: each modality, the internal-class overlay and the mask in the user's convention."""
     from glioseg.io import atomic_path, nifti_like, write_label
+    from glioseg.measurements import SMALLEST_SHOWN_ML, measure_lesions
     from glioseg.metrics import volumes_ml
 
     job.stage = "writing the viewer's files"
@@ -171,6 +175,11 @@ def write_view_files(job: Job, case, label: np.ndarray, convention: LabelConvent
     job.volumes_ml = {name: round(value, 2) for name, value in volumes_ml(label, case.spacing).items()}
     voxel = np.argwhere(label > 0).mean(0) if label.any() else (np.array(label.shape) - 1) / 2
     job.centre_mm = [round(float(v), 2) for v in nib.affines.apply_affine(case.affine, voxel)]
+    job.lesions = [
+        {key: row[key] for key in LESION_KEYS} | {"centre_mm": [row[f"centroid_{a}_mm"] for a in "xyz"]}
+        for row in measure_lesions(label, case.affine)
+        if row["volume_ml"] >= SMALLEST_SHOWN_ML
+    ]
 
 
 def segment_upload(model_loader: Callable[[], object], source: Path, max_voxels: int) -> Callable[[Job], None]:

@@ -49,17 +49,33 @@ async function showJob(job) {
     { url: base + "overlay", name: "overlay.nii.gz", opacity: Number($("opacity").value) },
   ]);
   applyOverlayStyle();
-  if (job.centre_mm) {
-    viewer.nv.scene.crosshairPos = viewer.nv.mm2frac(job.centre_mm);
-    viewer.nv.drawScene();
-  }
+  if (job.centre_mm) goTo(job.centre_mm);
   const rows = Object.entries(job.volumes_ml).map(
     ([name, ml]) => `<tr><td>${name}</td><td class="number" id="volume-${name}">${ml.toFixed(2)}</td><td>mL</td></tr>`);
   $("volumes").tBodies[0].innerHTML = rows.join("");
+  showLesions(job.lesions || []);
   $("download").href = base + "segmentation";
   $("download").hidden = false;
   setStatus(`${job.case_id}: segmentation shown`, "done");
   document.body.dataset.ready = job.id;
+}
+
+function goTo(mm) {
+  viewer.nv.scene.crosshairPos = viewer.nv.mm2frac(mm);
+  viewer.nv.drawScene();
+}
+
+function showLesions(lesions) {
+  const body = $("lesions").tBodies[0];
+  body.innerHTML = lesions.length ? "" : "<tr><td colspan=3>none</td></tr>";
+  for (const lesion of lesions) {
+    const row = body.insertRow();
+    row.id = `lesion-${lesion.kind}-${lesion.lesion}`;
+    const diameters = `${lesion.longest_diameter_mm.toFixed(0)} x ${lesion.perpendicular_diameter_mm.toFixed(0)}`;
+    row.innerHTML = `<td>${lesion.kind} ${lesion.lesion}</td><td class="number">${lesion.volume_ml.toFixed(2)}</td>` +
+      `<td class="number">${diameters}${lesion.measurable ? "" : " (not measurable)"}</td>`;
+    row.onclick = () => goTo(lesion.centre_mm);
+  }
 }
 
 async function follow(job) {
