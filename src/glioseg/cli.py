@@ -271,6 +271,60 @@ def predict(
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
 
 
+@app.command("synth-followup")
+@reports_input_errors
+def synth_followup(
+    case: Annotated[Path, typer.Argument(help="A labelled case (folder or file, as predict takes).")],
+    out: Annotated[Path, typer.Argument(help="Folder for the follow-up case and followup.json.")],
+    grow: Annotated[int, typer.Option(help="Voxels the tumour grows by (negative: shrinks).")] = 2,
+    new_lesion_mm: Annotated[float, typer.Option(help="Radius of an added enhancing lesion (0: none).")] = 7.0,
+    rotate: Annotated[tuple[float, float, float], typer.Option(help="Rotation about x, y, z, degrees.")] = (8, -5, 6),
+    shift: Annotated[tuple[float, float, float], typer.Option(help="Translation, mm.")] = (10, -6, 5),
+) -> None:
+    """Make a synthetic follow-up of a real case with known changes, to try glioseg compare on.
+
+    Example: glioseg synth-followup ../shared/data/brats2018-sample/Brats18_CBICA_ABM_1 later
+    """
+    from glioseg.synth import write_followup
+
+    record = write_followup(case, out, grow, new_lesion_mm, rotate, shift)
+    console.print(f"follow-up case {out / record['case']}; what was changed: {out / 'followup.json'}")
+
+
+@app.command()
+@reports_input_errors
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="The earlier scan: a case folder or file, as predict takes.")],
+    followup: Annotated[Path, typer.Argument(help="The later scan of the same patient.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for compare.html, compare.json, regions.csv, ...")],
+    baseline_mask: Annotated[Path | None, typer.Option(help="The baseline's mask (else it is segmented).")] = None,
+    followup_mask: Annotated[Path | None, typer.Option(help="The follow-up's mask (else it is segmented).")] = None,
+    mask_labels: Annotated[
+        typing.Literal[LABEL_CONVENTIONS] | None,
+        typer.Option(help="Convention of the given masks (default: each case's own)."),
+    ] = None,
+    run: Annotated[list[Path] | None, typer.Option(help="Runs to segment with (default: the shipped model).")] = None,
+    device: Device = "auto",
+) -> None:
+    """How the tumour changed between two scans of one patient: the follow-up registered rigidly onto the baseline,
+    lesions matched, volume and RANO sum-of-products changes, new and vanished lesions, research flags.
+
+    Example: glioseg compare scans/2024-01 scans/2024-06 --out change
+    """
+    from glioseg.compare import RESEARCH_USE
+    from glioseg.compare import compare as run_comparison
+
+    comparison = run_comparison(baseline, followup, out, (baseline_mask, followup_mask), mask_labels, run, device)
+    results = Console(width=160)  # the results on stdout; messages go to stderr
+    for region in comparison.regions:
+        change = "" if region["change_percent"] is None else f" ({region['change_percent']:+.1f} %)"
+        results.print(f"{region['region']}: {region['baseline_ml']:.2f} -> {region['followup_ml']:.2f} mL{change}")
+    products = comparison.sum_of_products
+    results.print(f"enhancing sum of products: {products['baseline_mm2']:.0f} -> {products['followup_mm2']:.0f} mm2")
+    results.print(f"flags: {', '.join(comparison.flags)}. {RESEARCH_USE}")
+    console.print(f"report: {out / 'compare.html'}")
+
+
 @app.command()
 @reports_input_errors
 @config_options(settings=EvaluateConfig)

@@ -64,41 +64,53 @@ def diameters(points_mm: np.ndarray, pixel_mm: float) -> tuple[float, float]:
     return float(lengths[first, second]) + pixel_mm, perpendicular + pixel_mm
 
 
-def measure_lesions(label: np.ndarray, affine: np.ndarray) -> list[dict]:
-    """One row per lesion of an internal label map (``(X, Y, Z)``) on the grid ``affine`` describes, the largest
-    first within each kind."""
+def numbered_lesions(label: np.ndarray, kind: str) -> tuple[np.ndarray, int]:
+    """The lesions of one kind as a map of ids, lesion 1 the largest (the numbering of ``lesions.csv``)."""
+    lesions, count = components(class_mask(label, LESION_KINDS[kind]))
+    if count:
+        sizes = np.bincount(lesions.ravel(), minlength=count + 1)[1:]
+        renumber = np.zeros(count + 1, np.int32)
+        renumber[1 + np.argsort(-sizes, kind="stable")] = np.arange(1, count + 1)
+        lesions = renumber[lesions]
+    return lesions, count
+
+
+def measure_lesion(where: np.ndarray, label: np.ndarray, affine: np.ndarray) -> dict:
+    """Volumes, centroid and RANO diameters of one lesion given as its ``(n, 3)`` voxel indices."""
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     voxel_ml = float(np.prod(spacing)) / 1000
     axial = axial_axis(affine)
     in_plane = [axis for axis in range(3) if axis != axial]
-    rows: list[dict] = []
-    for kind, classes in LESION_KINDS.items():
-        lesions, _ = components(class_mask(label, classes))
-        found = []
-        for lesion, box in enumerate(ndimage.find_objects(lesions), start=1):
-            where = np.argwhere(lesions[box] == lesion) + [s.start for s in box]
-            centroid = where.mean(0)
-            world = affine[:3, :3] @ centroid + affine[:3, 3]
-            classes_here = label[tuple(where.T)]
-            best = (0.0, 0.0, -1)
-            for index in np.unique(where[:, axial]):
-                pixels = where[where[:, axial] == index][:, in_plane] * spacing[in_plane]
-                longest, perpendicular = diameters(pixels, float(spacing[in_plane].mean()))
-                if longest > best[0]:
-                    best = (longest, perpendicular, int(index))
-            longest, perpendicular, slice_index = best
-            found.append({
-                "kind": kind, "volume_ml": round(len(where) * voxel_ml, 4),
-                **{f"{name}_ml": round(int(np.count_nonzero(classes_here == value)) * voxel_ml, 4)
-                   for value, name in CLASS_NAMES.items()},
-                **{f"centroid_{axis}": round(float(c), 2) for axis, c in zip("ijk", centroid)},
-                **{f"centroid_{axis}_mm": round(float(c), 2) for axis, c in zip("xyz", world)},
-                "axial_slice": slice_index, "longest_diameter_mm": round(longest, 2),
-                "perpendicular_diameter_mm": round(perpendicular, 2), "product_mm2": round(longest * perpendicular, 2),
-                "measurable": bool(longest >= MEASURABLE_MM and perpendicular >= MEASURABLE_MM),
-            })  # fmt: skip
-        found.sort(key=lambda row: -row["volume_ml"])  # lesion 1 is the largest
-        rows += [{"kind": row.pop("kind"), "lesion": number, **row} for number, row in enumerate(found, start=1)]
+    centroid = where.mean(0)
+    world = affine[:3, :3] @ centroid + affine[:3, 3]
+    classes_here = label[tuple(where.T)]
+    longest, perpendicular, slice_index = 0.0, 0.0, -1
+    for index in np.unique(where[:, axial]):
+        pixels = where[where[:, axial] == index][:, in_plane] * spacing[in_plane]
+        candidate = diameters(pixels, float(spacing[in_plane].mean()))
+        if candidate[0] > longest:
+            (longest, perpendicular), slice_index = candidate, int(index)
+    return {
+        "volume_ml": round(len(where) * voxel_ml, 4),
+        **{f"{name}_ml": round(int(np.count_nonzero(classes_here == value)) * voxel_ml, 4)
+           for value, name in CLASS_NAMES.items()},
+        **{f"centroid_{axis}": round(float(c), 2) for axis, c in zip("ijk", centroid)},
+        **{f"centroid_{axis}_mm": round(float(c), 2) for axis, c in zip("xyz", world)},
+        "axial_slice": slice_index, "longest_diameter_mm": round(longest, 2),
+        "perpendicular_diameter_mm": round(perpendicular, 2), "product_mm2": round(longest * perpendicular, 2),
+        "measurable": bool(longest >= MEASURABLE_MM and perpendicular >= MEASURABLE_MM),
+    }  # fmt: skip
+
+
+def measure_lesions(label: np.ndarray, affine: np.ndarray) -> list[dict]:
+    """One row per lesion of an internal label map (``(X, Y, Z)``) on the grid ``affine`` describes, the largest
+    first within each kind."""
+    rows = []
+    for kind in LESION_KINDS:
+        lesions, _ = numbered_lesions(label, kind)
+        for number, box in enumerate(ndimage.find_objects(lesions), start=1):
+            where = np.argwhere(lesions[box] == number) + [s.start for s in box]
+            rows.append({"kind": kind, "lesion": number, **measure_lesion(where, label, affine)})
     return rows
 
 

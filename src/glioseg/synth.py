@@ -430,3 +430,76 @@ def _already_written(out: Path, layout: str, case_id: str) -> bool:
         separator = "_" if layout == "brats2021" else "-"
         return (out / case_id / f"{case_id}{separator}seg.nii.gz").exists()
     return (out / "labelsTr" / f"{case_id}.nii.gz").exists()
+
+
+def write_followup(
+    case_path: Path,
+    out: Path,
+    grow_voxels: int = 2,
+    new_lesion_radius_mm: float = 7.0,
+    rotation_degrees: tuple[float, float, float] = (8.0, -5.0, 6.0),
+    translation_mm: tuple[float, float, float] = (10.0, -6.0, 5.0),
+) -> dict:
+    """A synthetic follow-up of a real labelled case with known changes, for ``glioseg compare``: the tumour grown
+    (or, negative, shrunk) by ``grow_voxels``, an enhancing lesion with an edema rim added in the other hemisphere
+    (radius 0: none), the whole head moved rigidly. Changed voxels take their new class's mean intensity of the
+    case in each sequence, so a model sees the change. Writes a BraTS 2018-style case folder in ``out`` and returns
+    what was done (with the follow-up's label volumes) as a dict, also saved as ``<out>/followup.json``."""
+    import SimpleITK as sitk
+
+    from glioseg.io import read_case
+    from glioseg.metrics import volumes_ml
+    from glioseg.registration import RigidTransform, resample, to_sitk
+
+    case = read_case(case_path)
+    if case.label is None:
+        raise ValueError(f"{case_path} has no label to change")
+    label, image = case.label.copy(), case.image.copy()
+    brain = image[0] > 0
+    tumour = label > 0
+    if grow_voxels > 0:
+        grown = ndimage.binary_dilation(tumour, iterations=grow_voxels) & brain
+        label[grown & ~tumour] = EDEMA
+        label[ndimage.binary_dilation(case.label == ENHANCING, iterations=grow_voxels) & grown] = ENHANCING
+    elif grow_voxels < 0:
+        kept = ndimage.binary_erosion(tumour, iterations=-grow_voxels)
+        label[tumour & ~kept] = 0
+    if new_lesion_radius_mm > 0:
+        centre = np.argwhere(tumour).mean(0)
+        centre[0] = label.shape[0] - 1 - centre[0]  # mirrored across the midline
+        grid = np.ogrid[tuple(slice(0, n) for n in label.shape)]
+        distance = np.sqrt(sum((axis - c) ** 2 for axis, c in zip(grid, centre)))
+        label[(distance <= new_lesion_radius_mm + 4) & (label == 0) & brain] = EDEMA
+        label[(distance <= new_lesion_radius_mm) & brain] = ENHANCING
+    for value in (0, EDEMA, CORE, ENHANCING):
+        changed = (label == value) & (case.label != value) & brain
+        if changed.any() and (case.label == value).any():
+            for channel in range(len(MODALITIES)):
+                image[channel][changed] = image[channel][(case.label == value) & brain].mean()
+    motion = sitk.Euler3DTransform()
+    motion.SetCenter(
+        to_sitk(label, case.affine).TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in label.shape])
+    )
+    motion.SetRotation(*(float(np.radians(a)) for a in rotation_degrees))
+    motion.SetTranslation(tuple(float(t) for t in translation_mm))
+    moved = RigidTransform(motion, 0.0, 0.0, 0.0)
+    case_id = f"{case.case_id}_followup"
+    folder = Path(out) / case_id
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = label.shape
+    for channel, modality in enumerate(MODALITIES):
+        suffix = BRATS2021_SUFFIXES[modality]
+        volume = resample(image[channel], case.affine, shape, case.affine, moved, labels=False).astype(np.float32)
+        with atomic_path(folder / f"{case_id}_{suffix}.nii.gz") as temporary:
+            nib.save(nib.Nifti1Image(volume, case.affine, case.header), temporary)
+    moved_label = resample(label, case.affine, shape, case.affine, moved, labels=True)
+    with atomic_path(folder / f"{case_id}_seg.nii.gz") as temporary:
+        nib.save(nib.Nifti1Image(BRATS2021.from_internal(moved_label), case.affine, case.header), temporary)
+    record = {
+        "case": case_id, "from": str(case_path), "grow_voxels": grow_voxels,
+        "new_lesion_radius_mm": new_lesion_radius_mm, "rotation_degrees": list(rotation_degrees),
+        "translation_mm": list(translation_mm),
+        "volumes_ml": {name: round(v, 3) for name, v in volumes_ml(label, case.spacing).items()},  # before the motion
+    }  # fmt: skip
+    (Path(out) / "followup.json").write_text(json.dumps(record, indent=1))
+    return record
