@@ -271,6 +271,36 @@ def predict(
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
 
 
+@app.command()
+@reports_input_errors
+def series(
+    study: Annotated[Path, typer.Argument(help="The folder of one DICOM study (any depth of subfolders).")],
+    choose: Annotated[
+        list[str] | None, typer.Option("--series", help="SEQUENCE=SERIES (number or UID), e.g. T1Gd=7; repeatable.")
+    ] = None,
+) -> None:
+    """List a DICOM study's series, what each is, and which FLAIR, T1, T1Gd and T2 glioseg would take.
+
+    Exits 2, listing the series and how to choose, when a sequence is missing or several series could be it.
+    Example: glioseg series ~/studies/patient1 --series T1Gd=7
+    """
+    from rich.table import Table
+
+    from glioseg.dicom import choose_series, parse_choices, role_of, scan_study
+
+    found = scan_study(study)
+    table = Table("series", "description", "files", "images", "TR", "TE", "TI", "contrast", "what")
+    for item in found:
+        role, why = role_of(item)
+        timing = [f"{v:g}" if v is not None else "" for v in (item.repetition_ms, item.echo_ms, item.inversion_ms)]
+        agent = item.contrast_agent if item.has_contrast_agent else ""
+        what = f"{role}: {why}" if role else why
+        table.add_row(str(item.number), item.description, str(len(item.files)), str(item.frames), *timing, agent, what)
+    Console(width=200).print(table)
+    chosen = choose_series(study, found, parse_choices(choose or []))
+    Console(width=200).print("uses: " + ", ".join(f"{role} = series {s.number}" for role, s in chosen.items()))
+
+
 @app.command("synth-followup")
 @reports_input_errors
 def synth_followup(
