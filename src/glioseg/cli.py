@@ -188,17 +188,18 @@ def check(
 @app.command("sample-data")
 @reports_input_errors
 def sample_data(
-    out: Annotated[Path, typer.Argument(help="Folder to put the 12 BraTS 2018 cases in.")],
+    out: Annotated[Path, typer.Argument(help="Folder to put the BraTS 2018 cases in.")],
     from_dir: Annotated[Path | None, typer.Option("--from", help="Copy from this local folder.")] = None,
-    url: Annotated[str | None, typer.Option(help="Download base URL (default: the public source).")] = None,
+    url: Annotated[str | None, typer.Option(help="A mirror's base URL (default: each file's public source).")] = None,
+    all_cases: Annotated[bool, typer.Option("--all", help="The 16 extra training cases too: 28 in all.")] = False,
 ) -> None:
-    """Get the 12 public BraTS 2018 sample cases, SHA-256 checked; resumes partial downloads.
+    """Get the 12 public BraTS 2018 sample cases (--all: 28), SHA-256 checked; resumes partial downloads.
 
-    Example: glioseg sample-data data/brats2018-sample --from ../shared/data/brats2018-sample
+    Example: glioseg sample-data data/brats2018 --all
     """
-    from glioseg.sample_data import SOURCE_URL, fetch_sample
+    from glioseg.sample_data import fetch_sample
 
-    files = fetch_sample(out, source_url=url or SOURCE_URL, from_dir=from_dir)
+    files = fetch_sample(out, source_url=url, from_dir=from_dir, extra=all_cases)
     console.print(f"{len(files)} files verified in {out} (BraTS data: research use; see the README for citations)")
 
 
