@@ -33,5 +33,11 @@ def test_uncrop_places_and_resamples():
     out = uncrop_probabilities(probabilities, ((2, 6), (0, 4), (1, 5)), (8, 6, 7))
     assert out.shape == (3, 8, 6, 7)
     assert out[:, 2:6, 0:4, 1:5].min() == 1 and out.sum() == 3 * 64  # resampled 2^3 -> 4^3, nothing outside
+    # values: a parabola along x, 4 -> 8 voxels, is linearly interpolated at the fine voxels' centres
+    coarse = torch.tensor([0.0, 0.1, 0.4, 0.9])
+    ramp = uncrop_probabilities(coarse.view(1, 4, 1, 1).expand(3, 4, 2, 2).contiguous(), ((0, 8), (0, 4), (0, 4)),
+                                (8, 4, 4))  # fmt: skip
+    centres = np.clip((np.arange(8) + 0.5) / 2 - 0.5, 0, 3)
+    np.testing.assert_allclose(ramp[0, :, 0, 0].numpy(), np.interp(centres, np.arange(4), coarse.numpy()), atol=1e-6)
     classes = uncrop_probabilities(torch.zeros(4, 4, 4, 4), ((0, 4), (0, 4), (0, 4)), (5, 5, 5), head="classes")
     assert classes[0, 4, 4, 4] == 1  # outside the crop: background

@@ -55,16 +55,18 @@ def test_a_thin_rim_survives_resampling_to_2mm():
 
 
 def test_resampling_gives_the_values_of_trilinear_interpolation():
-    """A ramp along x resampled from 1 mm to 2 mm: each coarse voxel is the mean of the two fine voxels it covers."""
+    """A parabola along x resampled from 1 mm to 2 mm: each coarse voxel is the mean of the two fine voxels it covers
+    (a straight ramp would not tell: z-scoring hides any sampling that is affine in x, nearest neighbour too)."""
     x = np.arange(40, dtype=np.float32)
-    image = np.broadcast_to((1 + 0.5 * x)[:, None, None], (40, 20, 30)).copy()
+    image = np.broadcast_to((1 + 0.05 * x**2)[:, None, None], (40, 20, 30)).copy()
     image = np.stack([image, 2 * image, image + 3, image * 0.5])
     label = np.zeros((40, 20, 30), np.uint8)
     label[:7] = 3  # seven fine slabs of enhancing tumour: the 4th coarse slab is half enhancing
     result = preprocess_case(made_case(image, label), PreprocessConfig(spacing_mm=(2.0, 2.0, 2.0), crop_margin=0))
     assert result.image.shape == (4, 20, 10, 15) and result.spacing == (2.0, 2.0, 2.0)
     # z-scored inside the brain (everywhere here): undo it to compare with the ramp's coarse values
-    expected = 1 + 0.5 * (2 * np.arange(20) + 0.5)
+    fine = 1 + 0.05 * np.arange(40.0) ** 2
+    expected = (fine[0::2] + fine[1::2]) / 2
     coarse = result.image[0, :, 0, 0]
     np.testing.assert_allclose(coarse, (expected - expected.mean()) / expected.std(), atol=1e-5)
     np.testing.assert_allclose(result.fractions[2, :, 0, 0], [1, 1, 1, 0.5] + [0] * 16, atol=1e-6)
