@@ -274,6 +274,43 @@ def predict(
 
 @app.command()
 @reports_input_errors
+def prepare(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the prepared case folder into.")],
+    study: Annotated[Path | None, typer.Argument(help="A DICOM study folder (or give the four NIfTI files).")] = None,
+    flair: Annotated[Path | None, typer.Option(help="FLAIR NIfTI file (any orientation and spacing).")] = None,
+    t1: Annotated[Path | None, typer.Option(help="T1 NIfTI file.")] = None,
+    t1gd: Annotated[Path | None, typer.Option(help="T1Gd (post-contrast T1) NIfTI file: the reference grid.")] = None,
+    t2: Annotated[Path | None, typer.Option(help="T2 NIfTI file.")] = None,
+    choose: Annotated[list[str] | None, typer.Option("--series", help="DICOM: SEQUENCE=SERIES, e.g. T1Gd=7.")] = None,
+    case_id: Annotated[str | None, typer.Option(help="The case's name (default: the study's or the T1Gd's).")] = None,
+    brain_extraction: Annotated[
+        typing.Literal["auto", "deepbet", "none"],
+        typer.Option(help="auto: deepbet unless the scans are skull-stripped already; none: keep them as they are."),
+    ] = "auto",
+) -> None:
+    """Raw scans -> a BraTS-ready case: reoriented, the T1Gd resampled to 1 mm, FLAIR/T1/T2 registered onto it,
+    the brain extracted; transforms, prepare.json and a QC picture beside it.
+
+    Example: glioseg prepare ~/studies/patient1 --out prepared   (or --flair F --t1 F --t1gd F --t2 F)
+    """
+    from glioseg.dicom import parse_choices
+    from glioseg.prepare import prepare as run_prepare
+
+    files = {"FLAIR": flair, "T1": t1, "T1Gd": t1gd, "T2": t2}
+    given = {role: path for role, path in files.items() if path is not None}
+    if study is not None and given:
+        raise typer.BadParameter("give a DICOM study folder or the four NIfTI files, not both")
+    if study is None and len(given) != 4:
+        missing = ", ".join(f"--{r.lower()}" for r in files if r not in given)
+        raise typer.BadParameter(f"give a DICOM study folder, or all four NIfTI files (missing {missing})")
+    inputs = study if study is not None else given
+    prepared = run_prepare(inputs, out, case_id, parse_choices(choose or []), brain_extraction)  # type: ignore[arg-type]
+    qc = prepared.folder / "prepare" / "qc.png"
+    console.print(f"prepared case: {prepared.folder}, brain {prepared.brain_ml:.0f} mL; QC picture: {qc}")
+
+
+@app.command()
+@reports_input_errors
 def series(
     study: Annotated[Path, typer.Argument(help="The folder of one DICOM study (any depth of subfolders).")],
     choose: Annotated[

@@ -116,6 +116,10 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
+PREPARE_RECORD = "prepare"
+"""The folder ``glioseg prepare`` leaves in a case folder it made (brain mask, transforms, QC picture)."""
+
+
 def _is_metadata(path: Path) -> bool:
     """A readable file that downloads keep beside cases (never a NIfTI, a link loop or a broken link)."""
     name = path.name.lower()
@@ -142,6 +146,8 @@ def _brats_case(folder: Path, layout: str) -> tuple[CaseFiles | None, list[Probl
     problems = []
     expected = f"a case folder holds <case>{separator}" + "/".join(suffixes.values()) + ".nii.gz only"
     for path in _visible_entries(folder):
+        if path.name == PREPARE_RECORD and _is_dir(path):
+            continue  # what glioseg prepare did to make this case
         stem = strip_nifti(path.name)
         if stem is None:
             if not _is_metadata(path):

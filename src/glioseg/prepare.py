@@ -1,0 +1,230 @@
+"""`glioseg prepare`: scans as they come (a DICOM study, or NIfTI files of any orientation, spacing and alignment)
+-> a BraTS-ready case folder: the four sequences on one 1 mm grid, co-registered, brain extracted.
+
+Steps, each by a library of the field: DICOM series found from their tags (:mod:`glioseg.dicom`) and converted by
+dcm2niix (its registry wheel: the converter the field checks its DICOM against); every image reoriented to RAS
+(nibabel); the T1Gd resampled to 1 mm isotropic (SimpleITK, linear) as the reference grid; FLAIR, T1 and T2
+registered rigidly onto it by mutual information (:mod:`glioseg.registration`) and resampled there; the brain
+extracted by deepbet (MIT, weights inside its wheel; optional extra ``glioseg[prepare]``) from the registered T1,
+or not at all for input already skull-stripped. Writes ``OUT/<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` (the BraTS
+2021 layout, which ``glioseg predict`` reads) and beside them ``prepare/``: ``brain_mask.nii.gz``,
+``transforms/<sequence>.tfm`` (reference -> input, ITK's convention), ``prepare.json`` and ``qc.png``. The case
+folder appears whole or not at all.
+
+Not yet here (issue 18): ``glioseg predict`` on raw input directly, masks back on the native T1Gd grid, DICOM SEG.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from glioseg.errors import InputError
+from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD
+from glioseg.registration import RigidTransform, register_rigid, resample
+
+REFERENCE = "T1Gd"
+SPACING_MM = 1.0
+BRAIN_EXTRACTION = ("auto", "deepbet", "none")
+"""auto: deepbet when the reference is not skull-stripped already (:data:`STRIPPED_MAX_ML`)."""
+STRIPPED_MAX_ML = 2000.0
+"""Input whose reference has at most this volume of non-zero voxels is taken as skull-stripped: a brain is 1000-1800
+mL (the BraTS sample: 1200-1700), a head with its skull, scalp and neck (and the scanner's background noise) far
+more (the Philips 3D T1 here: 8300 mL)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Where the prepared case is and what was done to each sequence."""
+
+    folder: Path
+    motions: dict[str, RigidTransform]
+    brain_ml: float
+
+
+def dicom_images(study: Path, choices: dict[str, str], work: Path) -> dict[str, nib.Nifti1Image]:
+    """The four sequences of a DICOM study, each series converted by dcm2niix (in ``work``)."""
+    from glioseg.dicom import choose_series, scan_study
+
+    chosen = choose_series(study, scan_study(study), choices)
+    return {role: convert_series(series.files, work / role, f"series {series.number} of {study}")
+            for role, series in chosen.items()}  # fmt: skip
+
+
+def convert_series(files: tuple[Path, ...], work: Path, what: str) -> nib.Nifti1Image:
+    """One DICOM series -> one NIfTI image by dcm2niix (its files linked into a folder of their own)."""
+    source, out = work / "dicom", work / "nifti"
+    source.mkdir(parents=True)
+    out.mkdir()
+    for index, path in enumerate(files):
+        (source / f"{index:05d}.dcm").symlink_to(Path(path).resolve())
+    binary = shutil.which("dcm2niix") or str(Path(_dcm2niix_folder()) / "dcm2niix")
+    result = subprocess.run([binary, "-z", "n", "-b", "n", "-f", "image", "-o", str(out), str(source)],
+                            capture_output=True, text=True)  # fmt: skip
+    made = sorted(out.glob("*.nii"))
+    if result.returncode != 0 or not made:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no image written"]
+        raise InputError(Path(files[0]).parent, f"dcm2niix could not convert {what}: {detail[0]}",
+                         "check the series is complete (every slice present), or export it again")  # fmt: skip
+    if len(made) > 1:
+        raise InputError(Path(files[0]).parent, f"{what} holds {len(made)} volumes (echoes or time points)",
+                         "choose a series of one 3D volume with --series")  # fmt: skip
+    image = nib.load(made[0])
+    return nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine, image.header)
+
+
+def _dcm2niix_folder() -> str:
+    import dcm2niix
+
+    return str(Path(dcm2niix.__file__).parent)
+
+
+def nifti_images(paths: dict[str, Path]) -> dict[str, nib.Nifti1Image]:
+    """The four sequences from NIfTI files (any orientation and spacing), 3D or one-volume 4D."""
+    from glioseg.io import open_nifti
+
+    images = {}
+    for role, path in paths.items():
+        image = open_nifti(Path(path))
+        data = np.asarray(image.dataobj, dtype=np.float32)
+        if data.ndim == 4 and data.shape[3] == 1:
+            data = data[..., 0]
+        if data.ndim != 3:
+            raise InputError(Path(path), f"the {role} image has shape {data.shape}, not one 3D volume",
+                             "give one 3D volume per sequence")  # fmt: skip
+        images[role] = nib.Nifti1Image(data, image.affine)
+    return images
+
+
+def reference_grid(image: nib.Nifti1Image, spacing: float = SPACING_MM) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The 1 mm grid over a (RAS-reoriented) image's field of view: its shape and affine (axis-aligned with it)."""
+    zooms = np.linalg.norm(image.affine[:3, :3], axis=0)
+    extent = np.array(image.shape[:3]) * zooms
+    shape = tuple(int(n) for n in np.maximum(np.round(extent / spacing), 1))
+    directions = image.affine[:3, :3] / zooms
+    affine = np.eye(4)
+    affine[:3, :3] = directions * spacing
+    # the same field of view: the first voxel's outer corner stays where it was
+    corner = image.affine[:3, :3] @ np.full(3, -0.5) + image.affine[:3, 3]
+    affine[:3, 3] = corner + affine[:3, :3] @ np.full(3, 0.5)
+    return shape, affine  # type: ignore[return-value]
+
+
+def looks_skull_stripped(image: nib.Nifti1Image) -> bool:
+    voxel_ml = float(np.prod(np.linalg.norm(image.affine[:3, :3], axis=0))) / 1000
+    return bool(np.count_nonzero(np.asarray(image.dataobj)) * voxel_ml <= STRIPPED_MAX_ML)
+
+
+def brain_mask(t1: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """deepbet's brain mask of a T1 on its grid.
+
+    Raises:
+        InputError: deepbet is not installed (``pip install 'glioseg[prepare]'``).
+    """
+    try:
+        from deepbet.bet import BrainExtraction
+    except ImportError:
+        raise InputError(Path("deepbet"), "brain extraction needs deepbet, which is not installed",
+                         "pip install 'glioseg[prepare]' (deepbet, MIT, weights in its wheel), or pass "
+                         "--brain-extraction none for scans already skull-stripped") from None  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, mask, _ = BrainExtraction(no_gpu=True).run(nib.Nifti1Image(t1.astype(np.float32), affine))
+    return np.asarray(mask.dataobj) > 0
+
+
+def prepare_case(
+    images: dict[str, nib.Nifti1Image], out: Path, case_id: str, brain_extraction: str = "auto"
+) -> Prepared:
+    """Put four raw sequences onto the T1Gd's 1 mm grid, registered, brain extracted; write the case folder."""
+    canonical = {role: nib.as_closest_canonical(images[role]) for role in MODALITIES}
+    shape, affine = reference_grid(canonical[REFERENCE])
+    identity = _identity()
+    reference_data = np.asarray(canonical[REFERENCE].dataobj, dtype=np.float32)
+    volumes = {REFERENCE: resample(reference_data, canonical[REFERENCE].affine, shape, affine, identity, labels=False)}
+    motions = {REFERENCE: identity}
+    for role in MODALITIES:
+        if role == REFERENCE:
+            continue
+        data = np.asarray(canonical[role].dataobj, dtype=np.float32)
+        motions[role] = register_rigid(volumes[REFERENCE], affine, data, canonical[role].affine)
+        volumes[role] = resample(data, canonical[role].affine, shape, affine, motions[role], labels=False)
+    stripped = looks_skull_stripped(canonical[REFERENCE])
+    use_bet = brain_extraction == "deepbet" or (brain_extraction == "auto" and not stripped)
+    if use_bet:
+        mask = brain_mask(volumes["T1"], affine)
+        for role in MODALITIES:
+            volumes[role] = np.where(mask, volumes[role], 0).astype(np.float32)
+    else:  # kept as it is: the brain is what the input kept (none is lost)
+        mask = volumes[REFERENCE] > 0
+    brain_ml = float(mask.sum()) * SPACING_MM**3 / 1000
+    _write(out, case_id, volumes, affine, mask, motions, brain_ml, stripped, use_bet)
+    return Prepared(out / case_id, motions, brain_ml)
+
+
+def _identity() -> RigidTransform:
+    import SimpleITK as sitk
+
+    return RigidTransform(sitk.Euler3DTransform(), 0.0, 0.0, 0.0)
+
+
+def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.ndarray, motions: dict,
+           brain_ml: float, stripped: bool, extracted: bool) -> None:  # fmt: skip
+    """Everything into a temporary folder beside the target, then one rename: whole or not at all."""
+    import SimpleITK as sitk
+
+    from glioseg.figures import save_case_preview
+
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / case_id
+    if target.exists():
+        raise InputError(target, "already exists", "choose another --out, or remove it to prepare again")
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{case_id}-", dir=out))
+    try:
+        for role in MODALITIES:
+            nib.save(nib.Nifti1Image(volumes[role], affine), staging / f"{case_id}_{BRATS2021_SUFFIXES[role]}.nii.gz")
+        record_folder = staging / PREPARE_RECORD
+        (record_folder / "transforms").mkdir(parents=True)
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), record_folder / "brain_mask.nii.gz")
+        for role, motion in motions.items():
+            sitk.WriteTransform(motion.transform, str(record_folder / "transforms" / f"{role}.tfm"))
+        record = {"case": case_id, "reference": REFERENCE, "spacing_mm": SPACING_MM, "shape": list(mask.shape),
+                  "input_skull_stripped": stripped, "brain_extracted": extracted, "brain_ml": round(brain_ml, 1),
+                  "registration": {role: {"rotation_degrees": round(m.rotation_degrees, 2),
+                                          "translation_mm": round(m.translation_mm, 2)}
+                                   for role, m in motions.items() if role != REFERENCE}}  # fmt: skip
+        (record_folder / "prepare.json").write_text(json.dumps(record, indent=1))
+        image = np.stack([volumes[role] for role in MODALITIES])
+        shown = mask.astype(np.uint8) if extracted else None  # the mask over the images where it was made here
+        title = f"{case_id}: brain mask" if extracted else case_id
+        save_case_preview(image, shown, record_folder / "qc.png", title, affine)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def prepare(
+    inputs: dict[str, Path] | Path, out: Path, case_id: str | None = None, choices: dict[str, str] | None = None,
+    brain_extraction: str = "auto",
+) -> Prepared:  # fmt: skip
+    """A DICOM study folder, or ``{sequence: NIfTI file}`` for the four sequences -> a BraTS-ready case in ``out``."""
+    if brain_extraction not in BRAIN_EXTRACTION:
+        raise InputError(Path(brain_extraction), "unknown --brain-extraction", f"choose {', '.join(BRAIN_EXTRACTION)}")
+    with tempfile.TemporaryDirectory() as work:
+        if isinstance(inputs, dict):
+            images = nifti_images(inputs)
+            name = case_id or Path(inputs[REFERENCE]).name.split(".")[0]
+        else:
+            images = dicom_images(Path(inputs), choices or {}, Path(work))
+            name = case_id or Path(inputs).name
+        return prepare_case(images, Path(out), name, brain_extraction)
