@@ -65,7 +65,7 @@ def convert_series(files: tuple[Path, ...], work: Path, what: str) -> nib.Nifti1
     out.mkdir()
     for index, path in enumerate(files):
         (source / f"{index:05d}.dcm").symlink_to(Path(path).resolve())
-    binary = shutil.which("dcm2niix") or str(Path(_dcm2niix_folder()) / "dcm2niix")
+    binary = _dcm2niix_binary()
     result = subprocess.run([binary, "-z", "n", "-b", "n", "-f", "image", "-o", str(out), str(source)],
                             capture_output=True, text=True)  # fmt: skip
     made = sorted(out.glob("*.nii"))
@@ -80,10 +80,12 @@ def convert_series(files: tuple[Path, ...], work: Path, what: str) -> nib.Nifti1
     return nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine, image.header)
 
 
-def _dcm2niix_folder() -> str:
+def _dcm2niix_binary() -> str:
+    """The dcm2niix of the registry wheel glioseg depends on (a different one on the PATH may read differently)."""
     import dcm2niix
 
-    return str(Path(dcm2niix.__file__).parent)
+    bundled = Path(dcm2niix.__file__).parent / "dcm2niix"
+    return str(bundled) if bundled.exists() else (shutil.which("dcm2niix") or "dcm2niix")
 
 
 def nifti_images(paths: dict[str, Path]) -> dict[str, nib.Nifti1Image]:
