@@ -49,6 +49,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from glioseg.config import EvaluateConfig
 from glioseg.labels import CORE, EDEMA, REGION_CLASSES, REGIONS, RESECTION_CAVITY, class_mask
 from glioseg.metrics import bounding_box, crop_to_tumours, distance_scores, surface_distances
 
@@ -328,7 +329,7 @@ def panoptic_scores(
     truth: np.ndarray,
     spacing: tuple[float, ...],
     structures: tuple[str, ...] = PANOPTICA_STRUCTURES,
-    tolerance_mm: float = 1.0,
+    tolerance_mm: float = EvaluateConfig.tolerance_mm,
 ) -> dict[str, dict[str, float]]:
     """Panoptica's scores as ``brats-evaluation`` configures them for gliomas.
 
