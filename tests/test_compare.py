@@ -107,3 +107,15 @@ def test_a_mask_off_its_cases_grid_is_a_clear_error(real_case, brats2018_sample,
                          "--baseline-mask", real_case.label, "--followup-mask", cropped)  # fmt: skip
     assert result.returncode == 2 and "cropped_seg.nii.gz" in result.stderr and "grid" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_an_image_given_as_a_mask_or_a_file_as_out_is_a_clear_error(real_case, tmp_path):
+    folder = real_case.images[0].parent
+    image_as_mask = glioseg_cli("compare", folder, folder, "--out", tmp_path / "c", "--baseline-mask",
+                                real_case.images[0], "--followup-mask", real_case.label)  # fmt: skip
+    assert image_as_mask.returncode == 2 and "an image rather than a label map?" in image_as_mask.stderr
+    assert len(image_as_mask.stderr) < 600 and not (tmp_path / "c").exists()
+    (tmp_path / "afile").write_text("")
+    result = glioseg_cli("compare", folder, folder, "--out", tmp_path / "afile", "--baseline-mask", real_case.label,
+                         "--followup-mask", real_case.label)  # fmt: skip
+    assert result.returncode == 2 and "is not a folder" in result.stderr and "Traceback" not in result.stderr

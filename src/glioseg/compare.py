@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glioseg.errors import InputError
 from glioseg.io import Case, atomic_path, open_nifti, read_case, read_label, write_label
 from glioseg.labels import CONVENTIONS, REGION_CLASSES, class_mask
 from glioseg.measurements import LESION_KINDS, measure_lesions, numbered_lesions
@@ -75,6 +76,8 @@ def compare(
     Raises:
         InputError: a case or mask that cannot be read, or a mask off its case's grid.
     """
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder", "choose another --out")
     cases = [read_case(path) for path in (baseline, followup)]
     labels, predicted, model = [], [], None
     for case, mask in zip(cases, masks):

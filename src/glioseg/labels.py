@@ -36,6 +36,10 @@ class LabelValueError(ValueError):
     """A label map holds values its convention does not define (never guessed: docs/architecture.md)."""
 
 
+SHOWN_VALUES = 8
+"""An error lists at most this many unexpected label values."""
+
+
 @dataclass(frozen=True)
 class LabelConvention:
     """How one dataset family numbers the compartments.
@@ -58,6 +62,10 @@ class LabelConvention:
         unknown = sorted(set(found) - set(self.file_to_internal))
         if unknown:
             allowed = sorted(self.file_to_internal)
+            if len(unknown) > SHOWN_VALUES:  # hundreds of values: an image, most likely, not a label map
+                first = ", ".join(map(str, unknown[:SHOWN_VALUES]))
+                raise LabelValueError(f"{len(unknown)} label values ({first}, ...) are not in the {self.name} "
+                                      f"convention (allowed {allowed}): an image rather than a label map?")  # fmt: skip
             raise LabelValueError(
                 f"label values {unknown} are not in the {self.name} convention (allowed {allowed}; found {found})"
             )

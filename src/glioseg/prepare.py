@@ -220,6 +220,11 @@ def prepare(
     brain_extraction: str = "auto",
 ) -> Prepared:  # fmt: skip
     """A DICOM study folder, or ``{sequence: NIfTI file}`` for the four sequences -> a BraTS-ready case in ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder", "choose another --out")
+    if (out / (case_id or "")).exists() and case_id:
+        raise InputError(out / case_id, "already exists", "choose another --out, or remove it to prepare again")
     if brain_extraction not in BRAIN_EXTRACTION:
         raise InputError(Path(brain_extraction), "unknown --brain-extraction", f"choose {', '.join(BRAIN_EXTRACTION)}")
     with tempfile.TemporaryDirectory() as work:

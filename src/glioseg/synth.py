@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from glioseg.errors import InputError
 from glioseg.geometry import rotation_matrix, smooth_random_field
 from glioseg.io import atomic_path
 from glioseg.labels import BRATS2021, BRATS2023, CORE, EDEMA, ENHANCING, MSD
@@ -453,7 +454,7 @@ def write_followup(
 
     case = read_case(case_path)
     if case.label is None:
-        raise ValueError(f"{case_path} has no label to change")
+        raise InputError(Path(case_path), "the case has no label to change", "give a case with its expert label")
     label, image = case.label.copy(), case.image.copy()
     brain = image[0] > 0
     tumour = label > 0
