@@ -181,11 +181,14 @@ def nnunet_nsd(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[flo
     return float(within / (2 + 1e-8))  # tp_a + tp_b over the four shares, which sum to 2
 
 
-def gandlf_sensitivity_specificity(prediction: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    """Sensitivity and specificity as GaNDLF (and the BraTS 2023 code) compute them on two boolean masks."""
+def gandlf_sensitivity_specificity(
+    prediction: np.ndarray, reference: np.ndarray, outside: int = 0
+) -> tuple[float, float]:
+    """Sensitivity and specificity as GaNDLF (and the BraTS 2023 code) compute them on two boolean masks (and
+    ``outside`` more background voxels)."""
     predicted, actual = int(prediction.sum()), int(reference.sum())
     tp = int((prediction & reference).sum())
-    tn = int((~prediction & ~reference).sum())
+    tn = int((~prediction & ~reference).sum()) + outside
     tiny = np.finfo(float).tiny
     sensitivity = 1.0 if predicted == 0 and actual == 0 else tp / (actual + tiny)
     return sensitivity, tn / (tn + predicted - tp + tiny)
@@ -253,16 +256,22 @@ def structure_masks(label: np.ndarray, structures: tuple[str, ...]) -> dict[str,
 
 
 def score_structure(
-    predicted: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...], rules: LesionRules, name: str
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    spacing: tuple[float, ...],
+    rules: LesionRules,
+    name: str,
+    outside: int = 0,
 ) -> StructureScore:
-    """Lesion-wise and legacy scores of one structure, from the lesion ids of the prediction and the truth."""
+    """Lesion-wise and legacy scores of one structure, from the lesion ids of the prediction and the truth (on a
+    crop of the volume: ``outside`` background voxels around it count as true negatives)."""
     voxel_mm3 = float(np.prod(spacing))
     penalty, threshold, iterations = rules.penalty_mm, rules.threshold_mm3[name], rules.dilation[name]
     prediction_mask, reference_mask = predicted > 0, reference > 0
     both_empty = not prediction_mask.any() and not reference_mask.any()
     legacy_dice = 1.0 if both_empty else _dice(prediction_mask, reference_mask)
     legacy_hd95 = robust_hd95(reference_mask, prediction_mask, spacing, penalty)
-    sensitivity, specificity = gandlf_sensitivity_specificity(prediction_mask, reference_mask)
+    sensitivity, specificity = gandlf_sensitivity_specificity(prediction_mask, reference_mask, outside)
     lesions, reached = [], set()
     for lesion in range(1, int(reference.max()) + 1):
         truth = reference == lesion
@@ -312,9 +321,18 @@ def lesionwise_scores(
         prediction, truth: ``(X, Y, Z)`` internal classes on one grid.
         spacing: voxel size, mm.
     """
+    # everything happens within the tumours' bounding box grown by the widest dilation: the same lesions, merges and
+    # distances as in the whole volume, the voxels outside only true negatives (for the specificity)
+    tumour = (prediction > 0) | (truth > 0)
+    outside = 0
+    if tumour.any():
+        box = bounding_box(tumour, margin=max(rules.dilation.values()) + 1)
+        prediction, truth = prediction[box], truth[box]
+        outside = tumour.size - prediction.size
     predicted = lesion_maps(structure_masks(prediction, rules.structures), rules, predicted=True)
     reference = lesion_maps(structure_masks(truth, rules.structures), rules, predicted=False)
-    return {name: score_structure(predicted[name], reference[name], spacing, rules, name) for name in rules.structures}
+    return {name: score_structure(predicted[name], reference[name], spacing, rules, name, outside)
+            for name in rules.structures}  # fmt: skip
 
 
 def _joint_box(a: tuple[slice, ...], b: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
