@@ -77,19 +77,23 @@ def test_interrupted_cohort_resumes_only_missing_cases(runs, cohort_factory, tmp
     process = subprocess.Popen([sys.executable, "-m", "glioseg", "predict", str(runs[0]), str(data), "--out", str(out),
                                 "--tta", "--save-probabilities"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def masks():  # the finished masks: a kill may leave a .tmp-...-000.nii.gz being written, which is no mask
+        return [p for p in out.glob("*-000.nii.gz") if not p.name.startswith(".tmp-")]
+
     deadline = time.time() + 120
-    while len(list(out.glob("*-000.nii.gz"))) < 2 and time.time() < deadline:
+    while len(masks()) < 2 and time.time() < deadline:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done = {p: p.stat().st_mtime_ns for p in out.glob("*-000.nii.gz")}
+    done = {p: p.stat().st_mtime_ns for p in masks()}
     assert 2 <= len(done) < 6
     for mask in done:  # every finished mask is whole
         assert np.asarray(nib.load(mask).dataobj).shape == SHAPE
     result = glioseg_cli("predict", runs[0], data, "--out", out, "--tta", "--save-probabilities")
     assert result.returncode == 0, result.stderr
     assert {p: p.stat().st_mtime_ns for p in done} == done  # not redone
-    assert len(list(out.glob("*-000.nii.gz"))) == 6
+    assert len(masks()) == 6
     assert not list(out.glob(".tmp-*")), "a half-written file was left behind"
     rows = (out / "volumes.csv").read_text().splitlines()
     assert rows[0].startswith("case_id,WT_ml,TC_ml,ET_ml") and len(rows) == 7
