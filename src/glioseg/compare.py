@@ -25,8 +25,10 @@ import numpy as np
 
 from glioseg.errors import InputError
 from glioseg.io import Case, atomic_path, open_nifti, read_case, read_label, write_label
-from glioseg.labels import CONVENTIONS, REGION_CLASSES, class_mask
+from glioseg.labels import CONVENTIONS, REGIONS
+from glioseg.layouts import MODALITIES
 from glioseg.measurements import LESION_KINDS, measure_lesions, numbered_lesions
+from glioseg.metrics import volumes_ml
 from glioseg.registration import RigidTransform, register_rigid, resample
 
 PROGRESSION_INCREASE = 0.25
@@ -34,7 +36,8 @@ PROGRESSION_INCREASE = 0.25
 RESPONSE_DECREASE = 0.50
 """RANO: a sum of products shrunk by at least 50 % is a (partial) response."""
 RESEARCH_USE = "Research use only: not a diagnosis and not a RANO assessment."
-REFERENCE = "T1Gd"
+REFERENCE = MODALITIES.index("T1Gd")
+"""The channel registered and shown: the T1Gd, where the enhancing lesions RANO measures are seen."""
 
 
 @dataclass
@@ -109,20 +112,18 @@ def percent(before: float, after: float) -> float | None:
 
 def compare_cases(baseline: Case, baseline_label: np.ndarray, followup: Case, followup_label: np.ndarray) -> Comparison:
     """Compare two time points of one patient, each a case with its internal label map on the case's grid."""
-    channel = 2  # T1Gd
-    motion = register_rigid(baseline.image[channel], baseline.affine, followup.image[channel], followup.affine)
+    motion = register_rigid(baseline.image[REFERENCE], baseline.affine, followup.image[REFERENCE], followup.affine)
     shape = baseline_label.shape
     moved_label = resample(followup_label, followup.affine, shape, baseline.affine, motion, labels=True)
-    moved_image = resample(followup.image[channel], followup.affine, shape, baseline.affine, motion, labels=False)
+    moved_image = resample(followup.image[REFERENCE], followup.affine, shape, baseline.affine, motion, labels=False)
     measured = {name: measure_lesions(label, case.affine) for name, label, case in
                 (("baseline", baseline_label, baseline), ("followup", followup_label, followup))}  # fmt: skip
-    regions = []
-    for region, classes in REGION_CLASSES.items():
-        volumes = [float(np.count_nonzero(class_mask(label, classes))) * float(np.prod(case.spacing)) / 1000
-                   for label, case in ((baseline_label, baseline), (followup_label, followup))]  # fmt: skip
-        regions.append({"region": region, "baseline_ml": round(volumes[0], 3),
-                        "followup_ml": round(volumes[1], 3), "change_ml": round(volumes[1] - volumes[0], 3),
-                        "change_percent": percent(*volumes)})  # fmt: skip
+    before, after = volumes_ml(baseline_label, baseline.spacing), volumes_ml(followup_label, followup.spacing)
+    regions = [
+        {"region": name, "baseline_ml": round(before[name], 3), "followup_ml": round(after[name], 3),
+         "change_ml": round(after[name] - before[name], 3), "change_percent": percent(before[name], after[name])}
+        for name in REGIONS
+    ]  # fmt: skip
     products = {
         name: sum(r["product_mm2"] for r in rows if r["kind"] == "enhancing" and r["measurable"])
         for name, rows in measured.items()
@@ -168,7 +169,7 @@ def match_lesions(
         nodes = count_before + count_after
         edges = coo_matrix((np.ones(pairs.shape[1]), (pairs[0] - 1, count_before + pairs[1] - 1)), (nodes, nodes))
         _, group = connected_components(edges, directed=False)
-        for members in sorted({g: None for g in group}):
+        for members in np.unique(group):
             numbers = np.flatnonzero(group == members) + 1
             lesions_before = [int(n) for n in numbers if n <= count_before]
             lesions_after = [int(n) - count_before for n in numbers if n > count_before]
@@ -212,7 +213,7 @@ def comparison_figure(baseline: Case, baseline_label: np.ndarray, comparison: Co
     anchor = baseline_label if baseline_label.any() else comparison.followup_in_baseline
     loc = tumour_centre(anchor, anchor.shape)
     rows = [
-        ("baseline", baseline.image[2], baseline_label),
+        ("baseline", baseline.image[REFERENCE], baseline_label),
         ("follow-up, registered", comparison.followup_image_in_baseline, comparison.followup_in_baseline),
     ]
     figure, axes = plt.subplots(2, 3, figsize=(11, 7.5), facecolor="black")
@@ -261,16 +262,10 @@ def write_comparison(
         temporary.write_text(comparison_page(summary, base64.b64encode(buffer.getvalue()).decode()), encoding="utf-8")
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows
-    )
-    return f"<table><tr>{header}</tr>{body}</table>"
-
-
 def comparison_page(summary: dict, png: str) -> str:
     """The offline HTML page of a comparison."""
+    from glioseg.report import html_table
+
     motion = summary["registration"]
     products = summary["sum_of_products"]
     return f"""<!DOCTYPE html>
@@ -281,9 +276,9 @@ table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }} td, th {{ border: 
 </head><body>
 <h1>Follow-up: {html.escape(summary["baseline"])} &rarr; {html.escape(summary["followup"])}</h1>
 <p class="warning">{html.escape(RESEARCH_USE)} Flags: <b>{html.escape(", ".join(summary["flags"]))}</b>.</p>
-<h2>Regions</h2>{_table(summary["regions"], list(summary["regions"][0]))}
-<h2>Enhancing lesions: sum of bidimensional products (measurable lesions)</h2>{_table([products], list(products))}
-<h2>Lesions</h2>{_table(summary["lesions"], list(LESION_TABLE))}
+<h2>Regions</h2>{html_table(summary["regions"], list(summary["regions"][0]))}
+<h2>Enhancing lesions: sum of bidimensional products (measurable lesions)</h2>{html_table([products], list(products))}
+<h2>Lesions</h2>{html_table(summary["lesions"], list(LESION_TABLE))}
 <p>Registration (follow-up onto baseline, rigid, T1Gd): rotation {motion["rotation_degrees"]} degrees,
 translation {motion["translation_mm"]} mm.</p>
 <h2>Baseline and registered follow-up</h2><img alt="side by side" src="data:image/png;base64,{png}">

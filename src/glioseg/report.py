@@ -234,13 +234,20 @@ def _case_overlay(predictions: Path, entry: dict):
     return plot_overlay(case, convention_from_record(entry["mask_convention"]).to_internal(mask))
 
 
+def html_table(rows: list[dict], columns: list[str], css_class: str = "") -> str:
+    """An HTML table of ``rows`` (dicts) in ``columns``, every cell escaped; a missing value is an empty cell."""
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>" for row in rows
+    )
+    attribute = f' class="{css_class}"' if css_class else ""
+    return f"<table{attribute}><tr>{header}</tr>{body}</table>"
+
+
 def _table_section(title: str, rows: list[dict], note: str = "") -> str:
     if not rows:
         return ""
-    columns = list(rows[0])
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns) + "</tr>" for row in rows)
-    return f'<h2>{html.escape(title)}</h2>{note}<table class="sortable"><tr>{header}</tr>{body}</table>'
+    return f"<h2>{html.escape(title)}</h2>{note}{html_table(rows, list(rows[0]), 'sortable')}"
 
 
 LESION_COLUMNS = ("case_id", "kind", "lesion", "volume_ml", "edema_ml", "core_ml", "enhancing_ml",
