@@ -107,4 +107,8 @@ def test_bad_input_is_refused_and_nothing_is_written(tmp_path, brats2018_sample)
     result = glioseg_cli("prepare", "--flair", empty, "--t1", flair, "--t1gd", flair, "--t2", flair, "--out", out)
     assert result.returncode == 2 and "empty.nii.gz" in result.stderr and "Traceback" not in result.stderr
     assert not list(out.glob("*")) if out.exists() else True
+    (out / "taken").mkdir(parents=True)
+    result = glioseg_cli("prepare", "--flair", flair, "--t1", flair, "--t1gd", flair, "--t2", flair, "--out", out,
+                         "--case-id", "taken")  # fmt: skip
+    assert result.returncode == 2 and "already exists" in result.stderr and not list((out / "taken").iterdir())
     shutil.rmtree(tmp_path / "study")

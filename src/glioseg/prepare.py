@@ -188,8 +188,6 @@ def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.
 
     out.mkdir(parents=True, exist_ok=True)
     target = out / case_id
-    if target.exists():
-        raise InputError(target, "already exists", "choose another --out, or remove it to prepare again")
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{case_id}-", dir=out))
     try:
         for role in MODALITIES:
@@ -221,17 +219,16 @@ def prepare(
 ) -> Prepared:  # fmt: skip
     """A DICOM study folder, or ``{sequence: NIfTI file}`` for the four sequences -> a BraTS-ready case in ``out``."""
     out = Path(out)
+    name = case_id or (Path(inputs[REFERENCE]).name.split(".")[0] if isinstance(inputs, dict) else Path(inputs).name)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder", "choose another --out")
-    if (out / (case_id or "")).exists() and case_id:
-        raise InputError(out / case_id, "already exists", "choose another --out, or remove it to prepare again")
+    if (out / name).exists():  # checked before any work; the case folder then appears whole or not at all
+        raise InputError(out / name, "already exists", "choose another --out, or remove it to prepare again")
     if brain_extraction not in BRAIN_EXTRACTION:
         raise InputError(Path(brain_extraction), "unknown --brain-extraction", f"choose {', '.join(BRAIN_EXTRACTION)}")
     with tempfile.TemporaryDirectory() as work:
         if isinstance(inputs, dict):
             images = nifti_images(inputs)
-            name = case_id or Path(inputs[REFERENCE]).name.split(".")[0]
         else:
             images = dicom_images(Path(inputs), choices or {}, Path(work))
-            name = case_id or Path(inputs).name
-        return prepare_case(images, Path(out), name, brain_extraction)
+        return prepare_case(images, out, name, brain_extraction)
