@@ -119,3 +119,10 @@ def test_an_image_given_as_a_mask_or_a_file_as_out_is_a_clear_error(real_case, t
     result = glioseg_cli("compare", folder, folder, "--out", tmp_path / "afile", "--baseline-mask", real_case.label,
                          "--followup-mask", real_case.label)  # fmt: skip
     assert result.returncode == 2 and "is not a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_followup_of_an_unlabelled_case_is_refused(brats2023_sample, tmp_path):
+    case = find_cases(brats2023_sample)[0]
+    result = glioseg_cli("synth-followup", case.images[0].parent, tmp_path / "later")
+    assert result.returncode == 2 and "has no label" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "later").exists()
