@@ -25,12 +25,13 @@ demo: $(RUNTIME)
 test: $(DEV) chromium
 	$(VENV)/bin/python -m pytest -q
 
-# The viewer's browser test needs Chromium; install Debian's where we may, else that test is skipped.
+# The viewer's browser test needs Chromium, the DICOM SEG test dciodvfy (dicom3tools): Debian's, where we may
+# install them; else the browser test is skipped and the SEG is checked by highdicom and pydicom only.
 chromium:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v dciodvfy >/dev/null || \
 	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
-	echo "no Chromium could be installed: the browser test will be skipped"
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver dicom3tools >/dev/null; } || \
+	echo "no Chromium or dicom3tools could be installed: the browser test is skipped, dciodvfy not run"
 
 lint: $(DEV)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -351,9 +351,11 @@ def test_train_refuses_before_writing_a_checkpoint(data, tmp_path, damage):
 # ---- predict ---------------------------------------------------------------------------------------------------
 
 
-PREDICT_DAMAGES = [missing_modality, shapes_differ, nan_voxels, truncated, not_nifti, empty_file, two_d, five_d,
-                   huge_header, three_d_msd, three_channels, empty_dataset, affines_differ, big_volume, many_volumes,
-                   two_files_one_modality, two_prefixes, broken_link, inf_voxels]  # fmt: skip
+PREDICT_DAMAGES = [missing_modality, nan_voxels, truncated, not_nifti, empty_file, two_d, five_d, huge_header,
+                   three_d_msd, three_channels, empty_dataset, big_volume, many_volumes, two_files_one_modality,
+                   two_prefixes, broken_link, inf_voxels]  # fmt: skip
+UNALIGNED = [shapes_differ, affines_differ]
+"""Sequences on different grids: raw input that predict prepares (tests/test_native.py), unless --prepare never."""
 
 
 @pytest.mark.parametrize("damage", PREDICT_DAMAGES, ids=lambda d: d.__name__)
@@ -362,6 +364,15 @@ def test_predict_refuses_with_no_partial_output(tiny_runs, data, tmp_path, damag
     out = tmp_path / "pred"
     assert_clear_error(glioseg_cli("predict", tiny_runs(0), target, "--out", out), name)
     assert not list(out.glob("*.nii.gz")) and not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("damage", UNALIGNED, ids=lambda d: d.__name__)
+def test_predict_never_preparing_refuses_sequences_on_different_grids(tiny_runs, data, tmp_path, damage):
+    name, target = damage(data, tmp_path)
+    out = tmp_path / "pred"
+    result = glioseg_cli("predict", tiny_runs(0), target, "--out", out, "--prepare", "never")
+    assert_clear_error(result, name)
+    assert "T1Gd" in result.stderr and not list(out.glob("*.nii.gz"))
 
 
 BAD_PREDICT_OPTIONS = [

@@ -53,6 +53,18 @@ def parse_window(text: str | tuple | None) -> tuple[int, int, int] | str | None:
     return (x, y, z)
 
 
+def parse_series(text: str | tuple | None) -> tuple[str, ...]:
+    """``--series``: ``SEQUENCE=SERIES`` pairs, comma-separated (checked by :func:`glioseg.dicom.parse_choices`)."""
+    if not text:
+        return ()
+    return text if isinstance(text, tuple) else tuple(pair.strip() for pair in text.split(",") if pair.strip())
+
+
+PREPARE_MODES = ("auto", "always", "never")
+NATIVE_GRIDS = ("reference", "all")
+"""Where the masks of raw scans go: the T1Gd's native grid, or every sequence's too."""
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """How a case becomes network input.
@@ -207,6 +219,20 @@ class PredictConfig:
                      metavar="X,Y,Z|whole"),
     )  # fmt: skip
     save_probabilities: bool = field(default=False, metadata=cli("Also write <case>_probabilities.nii.gz."))
+    prepare: Literal[PREPARE_MODES] = field(
+        default="auto",
+        metadata=cli("Raw scans (DICOM studies, sequences on different grids, heads with skull): auto prepares them "
+                     "when they need it (glioseg prepare's steps), always prepares every case folder, never refuses."),
+    )  # fmt: skip
+    native_grids: Literal[NATIVE_GRIDS] = field(
+        default="reference",
+        metadata=cli("Masks of raw scans on the T1Gd's native grid (reference), or on every sequence's too (all)."),
+    )
+    series: tuple[str, ...] = field(
+        default=(),
+        metadata=cli("DICOM: which series is which, e.g. T1Gd=7,FLAIR=3 (when the tags leave a choice).",
+                     parser=parse_series, metavar="SEQUENCE=SERIES,..."),
+    )  # fmt: skip
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
 

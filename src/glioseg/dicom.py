@@ -97,7 +97,7 @@ DICOMDIR = "1.2.840.10008.1.3.10"
 """The media storage class of a DICOMDIR (an index of the files, not an image)."""
 
 
-def _is_part10(path: Path) -> bool:
+def is_part10(path: Path) -> bool:
     """Whether a file says it is DICOM ('DICM' after the 128-byte preamble): then it must read whole."""
     with open(path, "rb") as stream:
         return stream.read(132)[128:] == b"DICM"
@@ -117,7 +117,7 @@ def scan_study(folder: Path) -> list[Series]:
         raise InputError(folder, "not a folder", "give the folder of one DICOM study")
     groups: dict[str, list[tuple[Path, object]]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        part10 = _is_part10(path)
+        part10 = is_part10(path)
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True)
             complete = "SeriesInstanceUID" in header or header.get("MediaStorageSOPClassUID") == DICOMDIR

@@ -91,11 +91,12 @@ def save_case_preview(
     path: str | Path,
     title: str = "",
     affine: np.ndarray | None = None,
+    columns: tuple[str, ...] = MODALITIES,
 ) -> Path:
     """PNG of the four modalities (columns) in three planes (rows) through the tumour, label overlaid.
 
     Args:
-        image: ``(4, X, Y, Z)`` FLAIR, T1, T1Gd, T2.
+        image: ``(4, X, Y, Z)`` FLAIR, T1, T1Gd, T2 (or one volume per name in ``columns``).
         label: ``(X, Y, Z)`` internal classes, or None.
         affine: the voxel-to-world transform that orients the pictures (default: RAS, 1 mm).
     """
@@ -106,8 +107,10 @@ def save_case_preview(
 
     affine = np.eye(4) if affine is None else affine
     centre = tumour_centre(label, image.shape[1:])
-    figure, axes = plt.subplots(3, 4, figsize=(12, 9), facecolor="black")
-    for column, modality in enumerate(MODALITIES):
+    figure, axes = plt.subplots(
+        3, len(columns), figsize=(max(3 * len(columns), 6), 9), facecolor="black", squeeze=False
+    )
+    for column, modality in enumerate(columns):
         volume = image[column]
         high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
         planes = radiological_slices(volume, affine, centre)

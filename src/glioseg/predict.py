@@ -37,11 +37,21 @@ from glioseg.io import (
     remove_stale_temporaries,
     write_label,
 )
-from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
+from glioseg.labels import BRATS2021, CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
 from glioseg.layouts import CaseFiles, locate_case
 from glioseg.measurements import measure_lesions, write_lesions
 from glioseg.metrics import volumes_ml
 from glioseg.model import UNet3D
+from glioseg.native import (
+    PREPARED_FOLDER,
+    RawInput,
+    as_raw,
+    dicom_input,
+    head_reason,
+    holds_dicom,
+    predict_raw,
+    raw_input_of,
+)
 from glioseg.postprocess import (
     clean_label,
     label_from_probabilities,
@@ -208,16 +218,21 @@ def _onnx_network(checkpoint: Path, config: RunConfig):
     return OnnxNetwork(exported, config.model)
 
 
-def cases_of(inputs: list[Path]) -> list[CaseFiles]:
-    """Each input is a case (BraTS folder, MSD 4D file, nnU-Net channel file) or a dataset folder."""
-    found: list[CaseFiles] = []
+def cases_of(inputs: list[Path], prepare: str = "auto") -> list[CaseFiles | RawInput]:
+    """Each input is a case (BraTS folder, MSD 4D file, nnU-Net channel file), a dataset folder, or a DICOM study
+    (:mod:`glioseg.native`); cases whose headers say they are not BraTS-ready come back as :class:`RawInput`."""
+    found: list[CaseFiles | RawInput] = []
     for path in inputs:
+        if path.is_dir() and holds_dicom(path):
+            found.append(dicom_input(path, prepare))
+            continue
         try:
-            found.append(locate_case(path))
+            cases = [locate_case(path)]
         except InputError:
             if not path.is_dir():
                 raise
-            found += find_cases(path)
+            cases = find_cases(path)
+        found += [raw_input_of(files, prepare) or files for files in cases]
     ids = [c.case_id for c in found]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -225,8 +240,11 @@ def cases_of(inputs: list[Path]) -> list[CaseFiles]:
     return found
 
 
-def _output_convention(files: CaseFiles, settings: PredictConfig) -> LabelConvention:
-    return CONVENTIONS[settings.labels] if settings.labels else files.convention
+def _output_convention(files: CaseFiles | RawInput, settings: PredictConfig) -> LabelConvention:
+    """``--labels``, else the input's own (raw input has none: BraTS 2021's 1/2/4, what the viewers expect)."""
+    if settings.labels:
+        return CONVENTIONS[settings.labels]
+    return files.convention if isinstance(files, CaseFiles) else BRATS2021
 
 
 def predict_cohort(
@@ -234,7 +252,7 @@ def predict_cohort(
     progress: bool = True,
 ) -> list[Path]:  # fmt: skip
     """Predict every case of ``inputs`` into ``out``; returns the mask paths (done before or now)."""
-    cases = cases_of(inputs)
+    cases = cases_of(inputs, settings.prepare)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if rank == 0:
         _claim_output(out, model, settings, overwrite)
@@ -249,7 +267,14 @@ def predict_cohort(
         masks.append(mask)
         if mask.exists() and not overwrite:
             continue
+        if isinstance(files, RawInput):
+            predict_raw(model, files, out, settings, _output_convention(files, settings))
+            continue
         case = read_case(files)
+        reason = head_reason(case) if settings.prepare == "auto" else None
+        if reason:  # a head with skull, on one grid: prepared like any raw input
+            predict_raw(model, as_raw(files, reason), out, settings, _output_convention(files, settings))
+            continue
         prediction = model.predict(case, settings, keep_probabilities=settings.save_probabilities)
         for extra in EXTRAS:  # an earlier run's, which these settings may not write again
             (out / f"{files.case_id}{extra}").unlink(missing_ok=True)
@@ -295,7 +320,7 @@ def _write_extras(out: Path, case: Case, prediction: Prediction, settings: Predi
             nib.save(nifti_like(prediction.uncertainty, case.header, np.float32), temporary)
 
 
-def write_measurements(out: Path, cases: list[CaseFiles], settings: PredictConfig) -> tuple[Path, Path]:
+def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: PredictConfig) -> tuple[Path, Path]:
     """``volumes.csv`` (tumour volume in mL per region and class of every predicted case) and ``lesions.csv`` (each
     lesion's volumes, centroid and RANO diameters, :mod:`glioseg.measurements`), from the masks as written."""
     volumes, lesions = [], []
@@ -316,19 +341,24 @@ def write_measurements(out: Path, cases: list[CaseFiles], settings: PredictConfi
     return path, write_lesions(out / "lesions.csv", lesions)
 
 
-def write_case_index(out: Path, cases: list[CaseFiles], settings: PredictConfig) -> Path:
-    """``cases.json``: where each predicted case's images (and expert label, if any) are, for reports and the viewer."""
-    index = [
-        {
-            "case_id": files.case_id,
-            "mask": f"{files.case_id}.nii.gz",
-            "mask_convention": convention_record(_output_convention(files, settings)),
-            "source": str(case_source(files).resolve()),  # what locate_case() reads back
-            "has_label": files.label is not None,
-        }
-        for files in cases
-        if (out / f"{files.case_id}.nii.gz").exists()
-    ]
+def write_case_index(out: Path, cases: list[CaseFiles | RawInput], settings: PredictConfig) -> Path:
+    """``cases.json``: where each predicted case's images (and expert label, if any) are, for reports and the viewer.
+    A raw case is shown prepared (its mask on the prepared grid); ``native_mask`` and ``raw_source`` say where the
+    native mask and the input are."""
+    index = []
+    for files in cases:
+        if not (out / f"{files.case_id}.nii.gz").exists():
+            continue
+        entry = {"case_id": files.case_id, "mask": f"{files.case_id}.nii.gz",
+                 "mask_convention": convention_record(_output_convention(files, settings))}  # fmt: skip
+        if isinstance(files, RawInput) or (out / PREPARED_FOLDER / files.case_id).is_dir():
+            raw_source = files.source if isinstance(files, RawInput) else case_source(files)
+            entry.update(mask=f"{PREPARED_FOLDER}/{files.case_id}.nii.gz", native_mask=entry["mask"],
+                         source=str((out / PREPARED_FOLDER / files.case_id).resolve()),
+                         raw_source=str(raw_source.resolve()), has_label=False)  # fmt: skip
+        else:
+            entry.update(source=str(case_source(files).resolve()), has_label=files.label is not None)
+        index.append(entry)
     path = out / "cases.json"
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(index, indent=1))

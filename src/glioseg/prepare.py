@@ -8,10 +8,9 @@ registered rigidly onto it by mutual information (:mod:`glioseg.registration`) a
 extracted by deepbet (MIT, weights inside its wheel; optional extra ``glioseg[prepare]``) from the registered T1,
 or not at all for input already skull-stripped. Writes ``OUT/<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` (the BraTS
 2021 layout, which ``glioseg predict`` reads) and beside them ``prepare/``: ``brain_mask.nii.gz``,
-``transforms/<sequence>.tfm`` (reference -> input, ITK's convention), ``prepare.json`` and ``qc.png``. The case
-folder appears whole or not at all.
-
-Not yet here (issue 18): ``glioseg predict`` on raw input directly, masks back on the native T1Gd grid, DICOM SEG.
+``transforms/<sequence>.tfm`` (reference -> input, ITK's convention), ``native_t1gd.nii.gz`` (the T1Gd as it came),
+``prepare.json`` (with every input's native grid) and ``qc.png``. The case folder appears whole or not at all.
+``glioseg predict`` prepares raw input itself and maps its masks back (:mod:`glioseg.native`).
 """
 
 from __future__ import annotations
@@ -34,6 +33,8 @@ REFERENCE = "T1Gd"
 SPACING_MM = 1.0
 BRAIN_EXTRACTION = ("auto", "deepbet", "none")
 """auto: deepbet when the reference is not skull-stripped already (:data:`STRIPPED_MAX_ML`)."""
+NATIVE_REFERENCE = "native_t1gd.nii.gz"
+"""The T1Gd as it came (dcm2niix's conversion of a DICOM series), kept in ``prepare/``: masks go back onto its grid."""
 STRIPPED_MAX_ML = 2000.0
 """Input whose reference has at most this volume of non-zero voxels is taken as skull-stripped: a brain is 1000-1800
 mL (the BraTS sample: 1200-1700), a head with its skull, scalp and neck (and the scanner's background noise) far
@@ -90,23 +91,27 @@ def _dcm2niix_binary() -> str:
 
 def nifti_images(paths: dict[str, Path]) -> dict[str, nib.Nifti1Image]:
     """The four sequences from NIfTI files (any orientation and spacing), 3D or one-volume 4D."""
-    from glioseg.io import open_nifti
+    from glioseg.io import load_voxels, open_nifti
 
     images = {}
     for role, path in paths.items():
         image = open_nifti(Path(path))
-        data = np.asarray(image.dataobj, dtype=np.float32)
+        data = load_voxels(image, Path(path))
         if data.ndim == 4 and data.shape[3] == 1:
             data = data[..., 0]
         if data.ndim != 3:
             raise InputError(Path(path), f"the {role} image has shape {data.shape}, not one 3D volume",
                              "give one 3D volume per sequence")  # fmt: skip
-        images[role] = nib.Nifti1Image(data, image.affine)
+        header = image.header.copy()  # the input's geometry fields (qform, sform, codes) stay for its mask
+        header.set_data_dtype(np.float32)
+        header.set_slope_inter(1.0, 0.0)
+        images[role] = nib.Nifti1Image(data, image.affine, header)
     return images
 
 
 def reference_grid(image: nib.Nifti1Image, spacing: float = SPACING_MM) -> tuple[tuple[int, int, int], np.ndarray]:
-    """The 1 mm grid over a (RAS-reoriented) image's field of view: its shape and affine (axis-aligned with it)."""
+    """The 1 mm grid over a (RAS-reoriented) image's field of view, its voxels in BraTS's order (LPS: x runs to the
+    patient's left, y to the back, the order the model was trained in): its shape and affine."""
     zooms = np.linalg.norm(image.affine[:3, :3], axis=0)
     extent = np.array(image.shape[:3]) * zooms
     shape = tuple(int(n) for n in np.maximum(np.round(extent / spacing), 1))
@@ -116,7 +121,9 @@ def reference_grid(image: nib.Nifti1Image, spacing: float = SPACING_MM) -> tuple
     # the same field of view: the first voxel's outer corner stays where it was
     corner = image.affine[:3, :3] @ np.full(3, -0.5) + image.affine[:3, 3]
     affine[:3, 3] = corner + affine[:3, :3] @ np.full(3, 0.5)
-    return shape, affine  # type: ignore[return-value]
+    to_lps = np.diag([-1.0, -1.0, 1.0, 1.0])  # the same voxels, x and y counted from the other end
+    to_lps[:2, 3] = [shape[0] - 1, shape[1] - 1]
+    return shape, affine @ to_lps  # type: ignore[return-value]
 
 
 def looks_skull_stripped(image: nib.Nifti1Image) -> bool:
@@ -169,7 +176,7 @@ def prepare_case(
     else:  # kept as it is: the brain is what the input kept (none is lost)
         mask = volumes[REFERENCE] > 0
     brain_ml = float(mask.sum()) * SPACING_MM**3 / 1000
-    _write(out, case_id, volumes, affine, mask, motions, brain_ml, stripped, use_bet)
+    _write(out, case_id, volumes, affine, mask, motions, brain_ml, stripped, use_bet, images)
     return Prepared(out / case_id, motions, brain_ml)
 
 
@@ -180,7 +187,7 @@ def _identity() -> RigidTransform:
 
 
 def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.ndarray, motions: dict,
-           brain_ml: float, stripped: bool, extracted: bool) -> None:  # fmt: skip
+           brain_ml: float, stripped: bool, extracted: bool, native: dict[str, nib.Nifti1Image]) -> None:  # fmt: skip
     """Everything into a temporary folder beside the target, then one rename: whole or not at all."""
     import SimpleITK as sitk
 
@@ -202,7 +209,10 @@ def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.
                   "registration": {role: {"rotation_degrees": round(m.rotation_degrees, 2),
                                           "translation_mm": round(m.translation_mm, 2)}
                                    for role, m in motions.items() if role != REFERENCE}}  # fmt: skip
+        record["native_grids"] = {role: {"shape": list(image.shape[:3]), "affine": image.affine.tolist()}
+                                  for role, image in native.items()}  # fmt: skip
         (record_folder / "prepare.json").write_text(json.dumps(record, indent=1))
+        nib.save(native[REFERENCE], record_folder / NATIVE_REFERENCE)  # the grid masks go back to, and its QC image
         image = np.stack([volumes[role] for role in MODALITIES])
         shown = mask.astype(np.uint8) if extracted else None  # the mask over the images where it was made here
         title = f"{case_id}: brain mask" if extracted else case_id

@@ -1,0 +1,226 @@
+"""Raw scans in ``glioseg predict``: input that is not BraTS-ready is prepared first (:mod:`glioseg.prepare`),
+segmented on the prepared grid, and its mask brought back onto the native grid of the T1Gd as it came (and, on
+request, of every other sequence).
+
+Raw means: a DICOM study folder; a case folder whose sequences lie on different grids; or a T1Gd with a head
+around the brain (more than :data:`glioseg.prepare.STRIPPED_MAX_ML` of non-zero voxels). ``--prepare always``
+prepares every case folder, ``never`` refuses raw input. The way back interpolates the probabilities (linear)
+onto the native grid and takes the label there, as nnU-Net does when it returns to the original spacing
+(against nearest-neighbour resampling of the label: ``benchmarks/native_resampling.py``).
+
+A raw case writes, in the prediction folder: ``<case>.nii.gz`` (the mask on the native T1Gd grid; volumes and
+lesions are measured on it), ``<case>_qc.png`` (that mask over the native T1Gd), ``<case>_seg.dcm`` (DICOM SEG,
+for DICOM input, :mod:`glioseg.dicom_seg`), ``<case>_on_<sequence>.nii.gz`` (``--native-grids all``), and
+``prepared/<case>/`` (the prepared case) with ``prepared/<case>.nii.gz``, its mask on the prepared grid (what the
+report and the viewer overlay on it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from glioseg.config import PredictConfig
+from glioseg.errors import InputError
+from glioseg.io import Case, atomic_path, grid_mismatch, nifti_like, open_nifti, read_case, write_label
+from glioseg.labels import LabelConvention
+from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD, CaseFiles, locate_case
+from glioseg.postprocess import clean_label, label_from_regions
+from glioseg.prepare import NATIVE_REFERENCE, REFERENCE, STRIPPED_MAX_ML, prepare
+from glioseg.registration import RigidTransform, resample
+
+PREPARED_FOLDER = "prepared"
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """A case to prepare before segmenting: a DICOM study (``nifti`` None), or four NIfTI files not ready as they are
+    (``reason`` says why)."""
+
+    case_id: str
+    source: Path
+    nifti: dict[str, Path] | None
+    reason: str
+
+
+def holds_dicom(folder: Path) -> bool:
+    """Whether a folder holds DICOM files (Part 10: 'DICM' after the preamble) and no NIfTI file."""
+    from glioseg.dicom import is_part10
+
+    found = False
+    for path in folder.rglob("*"):
+        if path.name.endswith((".nii", ".nii.gz")):
+            return False
+        found = found or (path.is_file() and is_part10(path))
+    return found
+
+
+def dicom_input(folder: Path, mode: str) -> RawInput:
+    if mode == "never":
+        raise InputError(folder, "a DICOM study, which must be prepared before it is segmented",
+                         "leave out --prepare never (or run glioseg prepare, then predict its output)")  # fmt: skip
+    return RawInput(folder.name, folder, None, "a DICOM study")
+
+
+def raw_input_of(files: CaseFiles, mode: str) -> RawInput | None:
+    """The case as raw input if its headers say it must be prepared (or ``mode`` is always), else None.
+
+    Raises:
+        InputError: sequences on different grids under ``never``; ``always`` for a one-file (MSD, 4D) case.
+    """
+    if len(files.images) != len(MODALITIES):
+        if mode == "always":
+            raise InputError(files.images[0], "one 4D file holds all four sequences on one grid: nothing to prepare",
+                             "leave out --prepare always for this case")  # fmt: skip
+        return None
+    niftis = [open_nifti(path) for path in files.images]
+    reference = niftis[MODALITIES.index(REFERENCE)]
+    for path, nifti in zip(files.images, niftis):
+        mismatch = grid_mismatch(reference, nifti)
+        if mismatch:
+            if mode == "never":
+                raise InputError(path, f"{mismatch.replace('first', 'T1Gd')} (the T1Gd's grid)",
+                                 "leave out --prepare never: glioseg then registers the sequences onto the T1Gd "
+                                 "itself (or co-register them before)")  # fmt: skip
+            return as_raw(files, f"{path.name}: {mismatch.replace('first', 'T1Gd')}")
+    return as_raw(files, "--prepare always") if mode == "always" else None
+
+
+def head_reason(case: Case) -> str | None:
+    """Why a case read as BraTS-ready is a head rather than a brain (its T1Gd's non-zero volume), or None."""
+    volume = float(np.count_nonzero(case.image[MODALITIES.index(REFERENCE)])) * float(np.prod(case.spacing)) / 1000
+    if volume <= STRIPPED_MAX_ML:
+        return None
+    return f"the T1Gd holds {volume:.0f} mL of non-zero voxels: a head, not a skull-stripped brain"
+
+
+def as_raw(files: CaseFiles, reason: str) -> RawInput:
+    return RawInput(files.case_id, files.images[0].parent, dict(zip(MODALITIES, files.images)), reason)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A native voxel grid: its header (shape, affine and codes, as the mask written on it keeps them)."""
+
+    header: nib.Nifti1Header
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.header.get_data_shape()[:3])  # type: ignore[return-value]
+
+    @property
+    def affine(self) -> np.ndarray:
+        return self.header.get_best_affine()
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return tuple(float(z) for z in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+
+
+def native_grids(folder: Path) -> dict[str, Grid]:
+    """Every sequence's native grid, from a prepared case's record (the T1Gd's from its kept image's header)."""
+    record = json.loads((folder / PREPARE_RECORD / "prepare.json").read_text())
+    grids = {}
+    for role, grid in record["native_grids"].items():
+        header = nib.Nifti1Header()
+        header.set_data_shape(grid["shape"])
+        header.set_sform(np.array(grid["affine"]), 1)
+        header.set_qform(np.array(grid["affine"]), 1)
+        grids[role] = Grid(header)
+    grids[REFERENCE] = Grid(nib.load(folder / PREPARE_RECORD / NATIVE_REFERENCE).header)
+    return grids
+
+
+def motion_onto(folder: Path, role: str) -> RigidTransform:
+    """Carries a sequence's native points onto the prepared (T1Gd) grid's: what resampling onto the native grid
+    needs (the inverse of the registration's reference -> input transform; identity for the T1Gd)."""
+    import SimpleITK as sitk
+
+    found = sitk.ReadTransform(str(folder / PREPARE_RECORD / "transforms" / f"{role}.tfm"))
+    return RigidTransform(found if role == REFERENCE else found.GetInverse(), 0.0, 0.0, 0.0)
+
+
+def native_label(probabilities: torch.Tensor, affine: np.ndarray, grid: Grid, motion: RigidTransform,
+                 head: str) -> np.ndarray:  # fmt: skip
+    """Prepared-grid probabilities ``(C, X, Y, Z)`` -> internal classes on ``grid``: each channel interpolated
+    linearly (one at a time: a 512 x 512 x 300 grid holds one float volume more), then the label there."""
+    best = np.zeros(grid.shape, np.float32)
+    label = np.zeros(grid.shape, np.uint8)
+    above = []
+    for channel in range(probabilities.shape[0]):
+        moved = resample(probabilities[channel].numpy(), affine, grid.shape, grid.affine, motion, labels=False)
+        if head == "regions":
+            above.append(moved > 0.5)
+        elif channel == 0:
+            best = moved
+        else:
+            higher = moved > best  # ties keep the lower class, as argmax does
+            best = np.where(higher, moved, best)
+            label[higher] = channel
+    return label_from_regions(np.stack(above)) if head == "regions" else label
+
+
+def write_on_grid(path: Path, label: np.ndarray, grid: Grid, convention: LabelConvention) -> Path:
+    with atomic_path(path) as temporary:
+        nib.save(nifti_like(convention.from_internal(label), grid.header, np.uint8), temporary)
+    return path
+
+
+def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, convention: LabelConvention) -> Path:
+    """Prepare (or reuse what an interrupted run prepared), segment, go back to the native grids; the native
+    T1Gd mask last (it marks the case done). Returns its path."""
+    import sys
+
+    print(f"{raw.case_id}: not BraTS-ready ({raw.reason}): prepared first", file=sys.stderr)
+    folder = out / PREPARED_FOLDER / raw.case_id
+    if not folder.exists():
+        prepare(raw.nifti if raw.nifti is not None else raw.source, out / PREPARED_FOLDER, raw.case_id,
+                settings_choices(settings))  # fmt: skip
+    case = read_case(locate_case(folder))
+    prediction = model.predict(case, settings, keep_probabilities=True)
+    write_label(out / PREPARED_FOLDER / f"{raw.case_id}.nii.gz", prediction.label, case, convention)
+    grids = native_grids(folder)
+    roles = MODALITIES if settings.native_grids == "all" else (REFERENCE,)
+    labels = {}
+    for role in roles:
+        label = native_label(prediction.probabilities, case.affine, grids[role], motion_onto(folder, role),
+                             model.config.model.head)  # fmt: skip
+        labels[role] = clean_label(label, grids[role].spacing, settings.postprocess)
+        if role != REFERENCE:
+            write_on_grid(out / f"{raw.case_id}_on_{BRATS2021_SUFFIXES[role]}.nii.gz", labels[role], grids[role],
+                          convention)  # fmt: skip
+    native_t1gd = nib.load(folder / PREPARE_RECORD / NATIVE_REFERENCE)
+    _save_native_qc(out / f"{raw.case_id}_qc.png", native_t1gd, labels[REFERENCE], raw.case_id)
+    if raw.nifti is None:
+        from glioseg.dicom_seg import write_dicom_seg
+
+        if not write_dicom_seg(out / f"{raw.case_id}_seg.dcm", labels[REFERENCE], grids[REFERENCE].affine,
+                               reference_series_files(raw.source, settings)):  # fmt: skip
+            print(f"{raw.case_id}: no tumour found, so no DICOM SEG (a SEG holds at least one segment)", file=sys.stderr)
+    return write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
+
+
+def settings_choices(settings: PredictConfig) -> dict[str, str]:
+    from glioseg.dicom import parse_choices
+
+    return parse_choices(list(settings.series))
+
+
+def reference_series_files(study: Path, settings: PredictConfig) -> tuple[Path, ...]:
+    """The files of the study's T1Gd series (the one prepare chose), which the DICOM SEG references."""
+    from glioseg.dicom import choose_series, scan_study
+
+    return choose_series(study, scan_study(study), settings_choices(settings))[REFERENCE].files
+
+
+def _save_native_qc(path: Path, native_t1gd: nib.Nifti1Image, label: np.ndarray, case_id: str) -> None:
+    from glioseg.figures import save_case_preview
+
+    image = np.asarray(native_t1gd.dataobj, dtype=np.float32)[None]
+    save_case_preview(image, label, path, f"{case_id}: mask on the native T1Gd grid", native_t1gd.affine,
+                      columns=("T1Gd (native grid)",))  # fmt: skip
