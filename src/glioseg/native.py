@@ -201,7 +201,7 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
 
         if not write_dicom_seg(out / f"{raw.case_id}_seg.dcm", labels[REFERENCE], grids[REFERENCE].affine,
                                reference_series_files(raw.source, settings)):  # fmt: skip
-            print(f"{raw.case_id}: no tumour found, so no DICOM SEG (a SEG holds at least one segment)", file=sys.stderr)
+            print(f"{raw.case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment)", file=sys.stderr)
     return write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
 
 
