@@ -17,12 +17,12 @@ from glioseg.registration import RigidTransform, resample, to_sitk
 CROP = (slice(40, 200), slice(30, 210), slice(10, 140))  # most of the brain; registration is faster on less
 
 
-def make_raw(case, out, rng):
+def make_raw(case, out, rng, crop=CROP):
     """Each sequence moved by its own rigid motion (up to 15 degrees, 20 mm; the T1Gd not), FLAIR and T2 axial at
     0.9 x 0.9 x 5 mm, T1 stored sagittally (voxel axes permuted), T1Gd with x and y flipped: {sequence: motion}."""
     affine = case.affine.copy()
-    affine[:3, 3] = affine[:3, :3] @ [s.start for s in CROP] + affine[:3, 3]
-    shape = tuple(s.stop - s.start for s in CROP)
+    affine[:3, 3] = affine[:3, :3] @ [s.start for s in crop] + affine[:3, 3]
+    shape = tuple(s.stop - s.start for s in crop)
     centre = to_sitk(np.zeros(shape, np.float32), affine).TransformContinuousIndexToPhysicalPoint(
         [(n - 1) / 2 for n in shape])  # fmt: skip
     motions, paths = {}, {}
@@ -45,7 +45,7 @@ def make_raw(case, out, rng):
             flip = np.diag([-1.0, -1.0, 1.0, 1.0])
             flip[:2, 3] = [shape[0] - 1, shape[1] - 1]
             grid, size = affine @ flip, shape
-        image = case.image[channel][CROP]
+        image = case.image[channel][crop]
         data = resample(image, affine, size, grid, RigidTransform(motion, 0, 0, 0), labels=False)
         paths[role] = out / f"{role}.nii.gz"
         nib.save(nib.Nifti1Image(data.astype(np.float32), grid), paths[role])
