@@ -35,9 +35,8 @@ REGIONS = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
 
 def make_study(files, work: Path, seed: int) -> dict[str, Path]:
     from dicom_writer import write_study
-    from test_prepare import make_raw
-
     from glioseg.io import read_case
+    from test_prepare import make_raw
 
     paths, _ = make_raw(read_case(files), work, np.random.default_rng(seed), crop=FULL_FIELD)
     write_study({role: (np.asarray(nib.load(p).dataobj), nib.load(p).affine) for role, p in paths.items()},
@@ -126,8 +125,9 @@ def main() -> None:
                 "end_to_end": end_to_end,
                 "brats_ready_predict": ready,
                 "steps_s": steps(work / "study", work / "steps"),
-                "dice": agreement(work / "pred" / "study.nii.gz", work / "ready" / f"{files.case_id}.nii.gz",
-                                  files.label),  # fmt: skip
+                "dice": agreement(
+                    work / "pred" / "study.nii.gz", work / "ready" / f"{files.case_id}.nii.gz", files.label
+                ),  # fmt: skip
             }
         results["cases"][files.case_id] = measured
         print(files.case_id, json.dumps(measured, indent=1))

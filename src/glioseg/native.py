@@ -6,7 +6,7 @@ Raw means: a DICOM study folder; a case folder whose sequences lie on different 
 around the brain (more than :data:`glioseg.prepare.STRIPPED_MAX_ML` of non-zero voxels). ``--prepare always``
 prepares every case folder, ``never`` refuses raw input. The way back interpolates the probabilities (linear)
 onto the native grid and takes the label there, as nnU-Net does when it returns to the original spacing
-(against nearest-neighbour resampling of the label: ``benchmarks/native_resampling.py``).
+(against nearest-neighbour resampling of the label: a tie, ``benchmarks/native_resampling.py``).
 
 A raw case writes, in the prediction folder: ``<case>.nii.gz`` (the mask on the native T1Gd grid; volumes and
 lesions are measured on it), ``<case>_qc.png`` (that mask over the native T1Gd), ``<case>_seg.dcm`` (DICOM SEG,
