@@ -54,7 +54,7 @@ def test_a_dicom_study_is_segmented_on_the_native_t1gd_grid_with_a_dicom_seg(raw
     ready = on_grid(tmp_path / "ready" / f"{original.case_id}.nii.gz", native)
     label = BRATS2021.to_internal(np.asarray(native.dataobj))
     scores = [dice(np.isin(label, r), np.isin(ready, r)) for r in ((1, 2, 3), (2, 3), (3,))]
-    # measured: WT 0.867, TC 0.972, ET 0.942 (the edema from 5 mm FLAIR and T2 costs WT; the issue asks 0.90)
+    # measured: WT 0.874, TC 0.976, ET 0.951 (the edema seen on 5 mm FLAIR and T2 costs WT; the issue asks 0.90)
     assert scores[0] > 0.85 and scores[1] > 0.9 and scores[2] > 0.85, scores
     volumes_csv = (tmp_path / "pred" / "volumes.csv").read_text().splitlines()
     wt_ml = float(volumes_csv[1].split(",")[1])

@@ -3,7 +3,7 @@
 
 Steps, each by a library of the field: DICOM series found from their tags (:mod:`glioseg.dicom`) and converted by
 dcm2niix (its registry wheel: the converter the field checks its DICOM against); every image reoriented to RAS
-(nibabel); the T1Gd resampled to 1 mm isotropic (SimpleITK, linear) as the reference grid; FLAIR, T1 and T2
+(nibabel); the T1Gd resampled to 1 mm isotropic (SimpleITK, cubic B-spline) as the reference grid; FLAIR, T1 and T2
 registered rigidly onto it by mutual information (:mod:`glioseg.registration`) and resampled there; the brain
 extracted by deepbet (MIT, weights inside its wheel; optional extra ``glioseg[prepare]``) from the registered T1,
 or not at all for input already skull-stripped. Writes ``OUT/<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` (the BraTS
@@ -159,14 +159,18 @@ def prepare_case(
     shape, affine = reference_grid(canonical[REFERENCE])
     identity = _identity()
     reference_data = np.asarray(canonical[REFERENCE].dataobj, dtype=np.float32)
-    volumes = {REFERENCE: resample(reference_data, canonical[REFERENCE].affine, shape, affine, identity, labels=False)}
+    volumes = {
+        REFERENCE: resample(
+            reference_data, canonical[REFERENCE].affine, shape, affine, identity, labels=False, sharp=True
+        )
+    }
     motions = {REFERENCE: identity}
     for role in MODALITIES:
         if role == REFERENCE:
             continue
         data = np.asarray(canonical[role].dataobj, dtype=np.float32)
         motions[role] = register_rigid(volumes[REFERENCE], affine, data, canonical[role].affine)
-        volumes[role] = resample(data, canonical[role].affine, shape, affine, motions[role], labels=False)
+        volumes[role] = resample(data, canonical[role].affine, shape, affine, motions[role], labels=False, sharp=True)
     stripped = looks_skull_stripped(canonical[REFERENCE])
     use_bet = brain_extraction == "deepbet" or (brain_extraction == "auto" and not stripped)
     if use_bet:
