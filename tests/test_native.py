@@ -28,6 +28,16 @@ def raw_case(brats2018_sample, tmp_path_factory):
     return paths, original
 
 
+SMALL_CROP = (slice(60, 180), slice(60, 180), slice(30, 120))
+"""Around the tumour: for the tests of the way through (files, grids, resuming), not of the accuracy."""
+
+
+@pytest.fixture(scope="module")
+def small_raw_case(brats2018_sample, tmp_path_factory):
+    case = read_case(find_cases(brats2018_sample)[2])
+    return make_raw(case, tmp_path_factory.mktemp("small"), np.random.default_rng(1), crop=SMALL_CROP)[0]
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
 
@@ -82,8 +92,8 @@ def test_a_dicom_study_is_segmented_on_the_native_t1gd_grid_with_a_dicom_seg(raw
     assert len(voxels) == (label > 0).sum()  # every tumour voxel of the NIfTI mask is in the SEG, and no more
 
 
-def test_a_case_folder_on_different_grids_is_prepared_and_masks_go_on_every_grid(raw_case, tiny_runs, tmp_path):
-    paths, _ = raw_case
+def test_a_case_folder_on_different_grids_is_prepared_and_masks_go_on_every_grid(small_raw_case, tiny_runs, tmp_path):
+    paths = small_raw_case
     case = tmp_path / "inputs" / "raw1"
     case.mkdir(parents=True)
     for role, suffix in (("FLAIR", "flair"), ("T1", "t1"), ("T1Gd", "t1ce"), ("T2", "t2")):
@@ -117,3 +127,43 @@ def test_brats_ready_cases_are_not_prepared_and_dicom_needs_preparing(tiny_runs,
     missing = glioseg_cli("predict", tiny_runs(0), study, "--out", tmp_path / "dicom")
     assert missing.returncode == 2 and "no FLAIR series" in missing.stderr, missing.stderr
     assert not list((tmp_path / "dicom").rglob("*.nii.gz"))
+
+
+def test_the_viewer_takes_a_zipped_dicom_study(small_raw_case, tiny_runs, tmp_path):
+    """The same way as predict: shown on the prepared grid, the mask to download on the native T1Gd grid."""
+    import gzip
+    import io
+    import time
+    import zipfile
+
+    from fastapi.testclient import TestClient
+
+    from glioseg.predict import load_model
+    from glioseg.viewer.app import create_app
+
+    paths = small_raw_case
+    model = load_model(tiny_runs(0), "cpu")
+    client = TestClient(create_app(lambda: model, work=tmp_path / "work"))
+    volumes = {role: (np.asarray(nib.load(p).dataobj), nib.load(p).affine) for role, p in paths.items()}
+    write_study(volumes, tmp_path / "study")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted((tmp_path / "study").rglob("*.dcm")):
+            zipped.write(path, str(path.relative_to(tmp_path)))
+        zipped.writestr("study/README.TXT", b"exported by a PACS")  # left out: not DICOM
+    response = client.post("/api/jobs", files=[("files", ("study.zip", archive.getvalue()))])
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    deadline = time.time() + 300
+    while (job := client.get(f"/api/jobs/{job_id}").json())["status"] not in ("done", "failed"):
+        assert time.time() < deadline, job
+        time.sleep(0.25)
+    assert job["status"] == "done", job
+
+    def served(name: str) -> nib.Nifti1Image:
+        return nib.Nifti1Image.from_bytes(gzip.decompress(client.get(f"/api/jobs/{job_id}/files/{name}").content))
+
+    t1gd = nib.load(paths["T1Gd"])
+    assert served("T1Gd").header.get_zooms()[:3] == (1.0, 1.0, 1.0)  # shown on the prepared grid
+    mask = served("segmentation")
+    assert mask.shape == t1gd.shape and np.allclose(mask.affine, t1gd.affine, atol=1e-3)  # the native grid

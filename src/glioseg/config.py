@@ -260,6 +260,7 @@ class UploadLimits:
     max_files: int = 8
     max_unpacked_bytes: int = 2 * 1024**3  # all NIfTI files after unzipping
     max_zip_entries: int = 32
+    max_dicom_files: int = 5000  # a zipped study: four sequences of 30-400 slices each, localisers and others
     max_voxels: int = 300**3  # per 3D volume (a BraTS case has 240 x 240 x 155; the command line allows 512**3)
     max_waiting_jobs: int = field(
         default=4, metadata=cli("Uploads queued behind the running one before refusing.", min=1)

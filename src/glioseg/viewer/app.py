@@ -188,17 +188,48 @@ def segment_upload(model_loader: Callable[[], object], source: Path, max_voxels:
 
     def work(job: Job) -> None:
         from glioseg.io import read_case
+        from glioseg.native import as_raw, dicom_input, head_reason, holds_dicom, raw_input_of
 
         job.stage = "reading the case"
-        files = locate_case(source)
-        case = read_case(files, max_voxels)
+        files = None if source.is_dir() and holds_dicom(source) else locate_case(source)
+        raw = dicom_input(source, "auto") if files is None else raw_input_of(files, "auto")
+        if raw is None:
+            case = read_case(files, max_voxels)
+            reason = head_reason(case)
+            raw = as_raw(files, reason) if reason else None
         job.stage = "loading the model"
         model = model_loader()
+        if raw is not None:
+            segment_raw(job, model, raw)
+            return
         job.stage = "segmenting"
         prediction = model.predict(case)  # type: ignore[attr-defined]
         write_view_files(job, case, prediction.label, files.convention)
 
     return work
+
+
+def segment_raw(job: Job, model, raw) -> None:
+    """Raw scans, the way ``glioseg predict`` takes them (:func:`glioseg.native.predict_raw`): shown on the prepared
+    grid, the mask to download on the native T1Gd grid."""
+    from glioseg.config import PredictConfig
+    from glioseg.io import read_case
+    from glioseg.labels import BRATS2021
+    from glioseg.metrics import volumes_ml
+    from glioseg.native import PREPARED_FOLDER, predict_raw
+
+    job.stage = "preparing the raw scans (registration: about a minute), then segmenting"
+    result = job.folder / "result"
+    native_mask = predict_raw(model, raw, result, PredictConfig(), BRATS2021)
+    case = read_case(result / PREPARED_FOLDER / raw.case_id)
+    label = BRATS2021.to_internal(np.asarray(nib.load(result / PREPARED_FOLDER / f"{raw.case_id}.nii.gz").dataobj))
+    write_view_files(job, case, label, BRATS2021)
+    shutil.copy(native_mask, job.folder / "view" / "segmentation.nii.gz")  # the download: on the native T1Gd grid
+    native = nib.load(native_mask)  # volumes as glioseg predict reports them: on the native grid
+    zooms = tuple(float(z) for z in native.header.get_zooms()[:3])
+    measured = volumes_ml(BRATS2021.to_internal(np.asarray(native.dataobj)), zooms)
+    job.volumes_ml = {name: round(value, 2) for name, value in measured.items()}
+    shutil.rmtree(result)
 
 
 def open_prediction(pred_dir: Path, entry: dict) -> Callable[[Job], None]:

@@ -1,6 +1,6 @@
-"""Turning files a browser uploaded into one case folder, safely: names cannot leave the job folder, types are
-judged by content (not by name), sizes and counts are bounded, and zip archives are unpacked entry by entry
-with their real (not declared) sizes counted, so a zip bomb or a zip-slip entry is refused.
+"""Turning files a browser uploaded into one case folder (or one DICOM study), safely: names cannot leave the job
+folder, types are judged by content (not by name), sizes and counts are bounded, and zip archives are unpacked
+entry by entry with their real (not declared) sizes counted, so a zip bomb or a zip-slip entry is refused.
 """
 
 from __future__ import annotations
@@ -87,22 +87,26 @@ def _copy_bounded(head: bytes, stream: BinaryIO, target: Path, budget: list[int]
 
 
 def unpack_zip(archive: Path, folder: Path, limits: UploadLimits) -> list[Path]:
-    """Extract the NIfTI files of a zip flat into ``folder``; folders inside are ignored, ``__MACOSX`` skipped.
+    """Extract the NIfTI files of a zip flat into ``folder`` (folders inside are ignored, ``__MACOSX`` skipped), or,
+    for a zipped DICOM study, its DICOM files into ``folder/dicom`` (numbered: glioseg reads series from the tags,
+    not the names; files that are not DICOM, such as a CD's viewer program, are left out).
 
     Refuses: entries naming absolute paths or ``..`` (zip-slip), symbolic links, more than
-    ``limits.max_zip_entries`` entries, and more than ``limits.max_unpacked_bytes`` once inflated (counted
-    while inflating, so a bomb lying about its sizes is stopped too).
+    ``limits.max_zip_entries`` NIfTI files or ``limits.max_dicom_files`` entries, NIfTI and DICOM together, and more
+    than ``limits.max_unpacked_bytes`` once inflated (counted while inflating, so a bomb lying about its sizes is
+    stopped too).
     """
     try:
         zipped = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
         raise InputError(archive.name, "not a readable zip archive", "zip the case folder again") from None
     extracted: list[Path] = []
+    dicom, dicom_files = folder / "dicom", 0
     budget = [limits.max_unpacked_bytes]
     with zipped:
         entries = zipped.infolist()
-        if len(entries) > limits.max_zip_entries:
-            raise InputError(archive.name, f"{len(entries)} entries in the zip", "zip one case folder only")
+        if len(entries) > limits.max_dicom_files:
+            raise InputError(archive.name, f"{len(entries)} entries in the zip", "zip one case or one study only")
         for entry in entries:
             path = PurePosixPath(entry.filename.replace("\\", "/"))
             if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", entry.filename):
@@ -112,25 +116,37 @@ def unpack_zip(archive: Path, folder: Path, limits: UploadLimits) -> list[Path]:
                 raise InputError(entry.filename, "a zip entry is a symbolic link", "zip the files themselves")
             if entry.is_dir() or "__MACOSX" in path.parts or path.name.startswith("."):
                 continue
-            if strip_nifti(path.name) is None:
-                raise InputError(entry.filename, "a file in the zip is not a NIfTI image",
-                                 "zip only the case's .nii.gz files")  # fmt: skip
             if entry.flag_bits & 0x1:
                 raise InputError(entry.filename, "a zip entry is encrypted", "zip the case without a password")
             try:
                 with zipped.open(entry) as source:
-                    extracted.append(store_upload(source, path.name, folder, budget))
+                    if strip_nifti(path.name) is not None:
+                        extracted.append(store_upload(source, path.name, folder, budget))
+                        continue
+                    head = source.read(132)
+                    if head[128:132] != b"DICM":
+                        continue  # neither NIfTI nor DICOM: a README, a DICOMDIR's companions, a viewer program
+                    dicom.mkdir(exist_ok=True)
+                    _copy_bounded(head, source, dicom / f"{dicom_files:05d}.dcm", budget, entry.filename)
+                    dicom_files += 1
             except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error, RuntimeError) as error:
                 raise InputError(entry.filename, f"cannot unpack this zip entry ({error})",
                                  "zip the case folder again (plain deflate, no password)") from None  # fmt: skip
     archive.unlink()
+    if len(extracted) > limits.max_zip_entries:
+        raise InputError(archive.name, f"{len(extracted)} NIfTI files in the zip", "zip one case folder only")
+    if extracted and dicom.exists():
+        raise InputError(archive.name, "the zip holds NIfTI and DICOM files", "zip one case folder or one study")
+    if not extracted and not dicom.exists():
+        raise InputError(archive.name, "no NIfTI image and no DICOM file in the zip",
+                         "zip the case's .nii.gz files, or the DICOM study's folder")  # fmt: skip
     return extracted
 
 
 def receive_upload(uploads: list[tuple[BinaryIO, str]], job_folder: Path, limits: UploadLimits) -> Path:
     """Store one upload's files (``(stream, file name)``) in ``job_folder/input``, unpack its zips and arrange the
-    case; returns where :func:`glioseg.layouts.locate_case` reads it, having checked that it does. Blocking: the
-    server runs it off its event loop."""
+    case (or the DICOM study); returns where glioseg reads it, having checked that it does (for a study: that its
+    four sequences are found). Blocking: the server runs it off its event loop."""
     from glioseg.layouts import locate_case
 
     inbox = job_folder / "input" / "upload"
@@ -140,6 +156,15 @@ def receive_upload(uploads: list[tuple[BinaryIO, str]], job_folder: Path, limits
     niftis = [p for p in stored if not p.name.lower().endswith(".zip")]
     for archive in (p for p in stored if p.name.lower().endswith(".zip")):
         niftis += unpack_zip(archive, inbox, limits)
+    if (inbox / "dicom").exists():
+        if niftis:
+            raise InputError("upload", "NIfTI images and a DICOM study together", "upload one case or one study")
+        from glioseg.dicom import choose_series, scan_study
+
+        study = job_folder / "input" / "study"
+        (inbox / "dicom").rename(study)
+        choose_series(study, scan_study(study), {})  # the four sequences found: refuse now, not in the job
+        return study
     source = arrange_case(niftis, job_folder / "input" / "case")
     locate_case(source)  # names and modalities complete: refuse now rather than fail the job later
     return source
