@@ -26,13 +26,13 @@ from machine import RESULTS, SAMPLE, describe  # noqa: E402
 
 def engines(run: Path | None, case_path: Path) -> dict:
     from glioseg.io import read_case
-    from glioseg.predict import SHIPPED_MODEL, load_model
+    from glioseg.predict import SHIPPED_MODELS, load_model
     from glioseg.runs import export_weights
 
     case = read_case(case_path)
     with tempfile.TemporaryDirectory() as scratch:
         weights = Path(scratch) / "model.pt"
-        export_weights(run or SHIPPED_MODEL, weights, onnx=True)
+        export_weights(run or SHIPPED_MODELS[0], weights, onnx=True)
         result = {}
         for engine in ("torch", "onnx"):
             model = load_model(weights, "cpu", engine)

@@ -38,11 +38,12 @@ def timed(command: list[str]) -> dict:
 
 
 def dice_against_truth(mask: Path, case: Path) -> dict[str, float]:
+    from glioseg.config import EvaluateConfig
     from glioseg.evaluate import evaluate_case
     from glioseg.layouts import locate_case
 
     truth = locate_case(case)
-    scores = evaluate_case(mask, truth, truth.convention, 1.0)
+    scores, _ = evaluate_case(mask, truth, truth.convention, EvaluateConfig())
     return {region: round(scores[region]["dice"], 4) for region in ("WT", "TC", "ET")}
 
 

@@ -200,7 +200,7 @@ def test_exported_weights_predict_like_their_run(runs, cohort_factory, tmp_path)
 def test_without_a_run_the_shipped_model_is_used_or_its_absence_explained(monkeypatch, tmp_path):
     import glioseg.predict
 
-    monkeypatch.setattr(glioseg.predict, "SHIPPED_MODEL", tmp_path / "missing.pt")
+    monkeypatch.setattr(glioseg.predict, "SHIPPED_MODELS", (tmp_path / "missing.pt",))
     with pytest.raises(InputError, match="shipped model is missing"):
         load_model()
 

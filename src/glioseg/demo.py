@@ -129,7 +129,7 @@ def _claim_folder(out: Path, settings: DemoSettings) -> None:
 
 def run_real_demo(out: Path, sample_dir: Path | None = None, progress: bool = True) -> dict[str, Path]:
     """The shipped model on the public BraTS 2018 sample: get it (or use ``sample_dir``), predict every case,
-    evaluate against the expert labels, write the report. The shipped model was trained on these 12 cases,
+    evaluate against the expert labels, write the report. Four of the shipped model's five folds trained on each case,
     so these scores are optimistic; MODEL_CARD.md gives the cross-validated ones."""
     from glioseg.config import PredictConfig
     from glioseg.evaluate import evaluate, write_results

@@ -62,7 +62,9 @@ from glioseg.postprocess import (
 from glioseg.preprocess import preprocess_case
 from glioseg.runs import checkpoint_path, load_checkpoint
 
-SHIPPED_MODEL = Path(__file__).parent / "models" / "brats2018-sample.pt"
+SHIPPED_MODELS = tuple(Path(__file__).parent / "models" / f"brats2018-28-fold{fold}.pt" for fold in range(5))
+"""The shipped model: the five fold models of the 5-fold cross-validation on 28 real BraTS 2018 cases, ensembled
+(nnU-Net's default; MODEL_CARD.md)."""
 
 
 @dataclass
@@ -169,7 +171,7 @@ class Model:
 
 def load_model(runs: str | Path | list[str | Path] | None = None, device: str = "auto", engine: str = "torch") -> Model:
     """Load one run, or several runs (e.g. the folds of a cross-validation) to ensemble; none: the shipped model
-    (trained on the 12 public BraTS 2018 sample cases, see MODEL_CARD.md).
+    (:data:`SHIPPED_MODELS`, see MODEL_CARD.md).
 
     Args:
         engine: ``torch``, or ``onnx`` (ONNX Runtime on the CPU, with the ``.onnx`` file that
@@ -179,10 +181,11 @@ def load_model(runs: str | Path | list[str | Path] | None = None, device: str = 
         InputError: missing or corrupt checkpoints, or runs whose settings differ.
     """
     if runs is None or runs == []:
-        if not SHIPPED_MODEL.exists():
-            raise InputError(SHIPPED_MODEL, "the shipped model is missing from this installation",
-                             "reinstall glioseg, or give a run folder")  # fmt: skip
-        runs = [SHIPPED_MODEL]
+        for shipped in SHIPPED_MODELS:
+            if not shipped.exists():
+                raise InputError(shipped, "the shipped model is missing from this installation",
+                                 "reinstall glioseg, or give a run folder")  # fmt: skip
+        runs = list(SHIPPED_MODELS)
     runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
     torch_device = choose_device(device)
     paths = [checkpoint_path(run) for run in runs]
