@@ -64,8 +64,8 @@ def test_a_dicom_study_is_segmented_on_the_native_t1gd_grid_with_a_dicom_seg(raw
     ready = on_grid(tmp_path / "ready" / f"{original.case_id}.nii.gz", native)
     label = BRATS2021.to_internal(np.asarray(native.dataobj))
     scores = [dice(np.isin(label, r), np.isin(ready, r)) for r in ((1, 2, 3), (2, 3), (3,))]
-    # measured: WT 0.874, TC 0.976, ET 0.951 (the edema seen on 5 mm FLAIR and T2 costs WT; the issue asks 0.90)
-    assert scores[0] > 0.85 and scores[1] > 0.9 and scores[2] > 0.85, scores
+    # measured with the shipped ensemble: WT 0.964, TC 0.987, ET 0.974 (the previous single model: WT 0.874)
+    assert min(scores) >= 0.90, scores  # issue 18's bar for WT, kept for TC and ET too
     volumes_csv = (tmp_path / "pred" / "volumes.csv").read_text().splitlines()
     wt_ml = float(volumes_csv[1].split(",")[1])
     assert wt_ml == pytest.approx((label > 0).sum() * np.prod(native.header.get_zooms()[:3]) / 1000, abs=1e-3)
