@@ -63,7 +63,7 @@ def steps(study: Path, work: Path) -> dict[str, float]:
         seconds[name] = round(now - clock, 2)
         clock = now
 
-    images = dicom_images(study, {}, work / "convert")
+    images, _ = dicom_images(study, {}, work / "convert")
     lap("read DICOM, dcm2niix")
     prepared = prepare_case(images, work / "prepared", "case")
     lap("reorient, resample, register, write")

@@ -81,6 +81,9 @@ def test_a_dicom_study_is_segmented_on_the_native_t1gd_grid_with_a_dicom_seg(raw
     seg = hd.seg.segread(seg_path)
     t1gd_series = pydicom.dcmread(written["T1Gd"][0], stop_before_pixels=True).SeriesInstanceUID
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == t1gd_series
+    record = json.loads((tmp_path / "pred" / "prepared" / "study" / "prepare" / "prepare.json").read_text())
+    chosen = record["sources"]["T1Gd"]  # what the SEG references, recorded once when the study was read
+    assert chosen["uid"] == t1gd_series and sorted(chosen["files"]) == sorted(str(f.resolve()) for f in written["T1Gd"])
     codes = {d.segment_number: d.SegmentedPropertyTypeCodeSequence[0].CodeValue for d in seg.SegmentSequence}
     assert codes == {1: "6574001", 2: "79654002", 3: "C113842"}  # necrosis, edema, enhancing lesion (CID 7168)
     volume = seg.get_volume(combine_segments=True)

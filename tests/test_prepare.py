@@ -63,6 +63,7 @@ def test_a_real_case_made_raw_comes_back_aligned(brats2018_sample, tmp_path):
     folder = out / "raw1"
     record = json.loads((folder / "prepare" / "prepare.json").read_text())
     assert record["input_skull_stripped"] and not record["brain_extracted"]  # BraTS input: kept, no brain lost
+    assert record["sources"]["T2"] == {"file": str(paths["T2"].resolve())}
     prepared = read_case(folder)  # a BraTS 2021 case folder, every sequence on the T1Gd's 1 mm grid
     assert prepared.spacing == (1.0, 1.0, 1.0) and prepared.image.shape[1:] == tuple(s.stop - s.start for s in CROP)
     brain = np.argwhere(prepared.image[2] > 0)[::1500]

@@ -200,7 +200,7 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
         from glioseg.dicom_seg import write_dicom_seg
 
         if not write_dicom_seg(out / f"{raw.case_id}_seg.dcm", labels[REFERENCE], grids[REFERENCE].affine,
-                               reference_series_files(raw.source, settings)):  # fmt: skip
+                               reference_series_files(folder)):  # fmt: skip
             print(f"{raw.case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment)", file=sys.stderr)
     return write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
 
@@ -211,11 +211,10 @@ def settings_choices(settings: PredictConfig) -> dict[str, str]:
     return parse_choices(list(settings.series))
 
 
-def reference_series_files(study: Path, settings: PredictConfig) -> tuple[Path, ...]:
-    """The files of the study's T1Gd series (the one prepare chose), which the DICOM SEG references."""
-    from glioseg.dicom import choose_series, scan_study
-
-    return choose_series(study, scan_study(study), settings_choices(settings))[REFERENCE].files
+def reference_series_files(folder: Path) -> tuple[Path, ...]:
+    """The files of the T1Gd series prepare chose (``prepare.json`` records them), which the DICOM SEG references."""
+    record = json.loads((folder / PREPARE_RECORD / "prepare.json").read_text())
+    return tuple(Path(path) for path in record["sources"][REFERENCE]["files"])
 
 
 def _save_native_qc(path: Path, native_t1gd: nib.Nifti1Image, label: np.ndarray, case_id: str) -> None:

@@ -50,13 +50,19 @@ class Prepared:
     brain_ml: float
 
 
-def dicom_images(study: Path, choices: dict[str, str], work: Path) -> dict[str, nib.Nifti1Image]:
-    """The four sequences of a DICOM study, each series converted by dcm2niix (in ``work``)."""
+def dicom_images(study: Path, choices: dict[str, str], work: Path) -> tuple[dict[str, nib.Nifti1Image], dict]:
+    """The four sequences of a DICOM study, each series converted by dcm2niix (in ``work``), and which series each
+    is (number, UID, files: what ``prepare.json`` records, so that a DICOM SEG can reference the T1Gd's files
+    without reading the study's headers again)."""
     from glioseg.dicom import choose_series, scan_study
 
     chosen = choose_series(study, scan_study(study), choices)
-    return {role: convert_series(series.files, work / role, f"series {series.number} of {study}")
-            for role, series in chosen.items()}  # fmt: skip
+    images = {role: convert_series(series.files, work / role, f"series {series.number} of {study}")
+              for role, series in chosen.items()}  # fmt: skip
+    sources = {role: {"series": series.number, "uid": series.uid,
+                      "files": [str(Path(path).resolve()) for path in series.files]}
+               for role, series in chosen.items()}  # fmt: skip
+    return images, sources
 
 
 def convert_series(files: tuple[Path, ...], work: Path, what: str) -> nib.Nifti1Image:
@@ -152,9 +158,11 @@ def brain_mask(t1: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 def prepare_case(
-    images: dict[str, nib.Nifti1Image], out: Path, case_id: str, brain_extraction: str = "auto"
-) -> Prepared:
-    """Put four raw sequences onto the T1Gd's 1 mm grid, registered, brain extracted; write the case folder."""
+    images: dict[str, nib.Nifti1Image], out: Path, case_id: str, brain_extraction: str = "auto",
+    sources: dict | None = None,
+) -> Prepared:  # fmt: skip
+    """Put four raw sequences onto the T1Gd's 1 mm grid, registered, brain extracted; write the case folder.
+    ``sources`` (where each sequence came from) goes into ``prepare.json`` as it is."""
     canonical = {role: nib.as_closest_canonical(images[role]) for role in MODALITIES}
     shape, affine = reference_grid(canonical[REFERENCE])
     identity = _identity()
@@ -180,7 +188,7 @@ def prepare_case(
     else:  # kept as it is: the brain is what the input kept (none is lost)
         mask = volumes[REFERENCE] > 0
     brain_ml = float(mask.sum()) * SPACING_MM**3 / 1000
-    _write(out, case_id, volumes, affine, mask, motions, brain_ml, stripped, use_bet, images)
+    _write(out, case_id, volumes, affine, mask, motions, brain_ml, stripped, use_bet, images, sources or {})
     return Prepared(out / case_id, motions, brain_ml)
 
 
@@ -191,7 +199,8 @@ def _identity() -> RigidTransform:
 
 
 def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.ndarray, motions: dict,
-           brain_ml: float, stripped: bool, extracted: bool, native: dict[str, nib.Nifti1Image]) -> None:  # fmt: skip
+           brain_ml: float, stripped: bool, extracted: bool, native: dict[str, nib.Nifti1Image],
+           sources: dict) -> None:  # fmt: skip
     """Everything into a temporary folder beside the target, then one rename: whole or not at all."""
     import SimpleITK as sitk
 
@@ -215,6 +224,7 @@ def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.
                                    for role, m in motions.items() if role != REFERENCE}}  # fmt: skip
         record["native_grids"] = {role: {"shape": list(image.shape[:3]), "affine": image.affine.tolist()}
                                   for role, image in native.items()}  # fmt: skip
+        record["sources"] = sources
         (record_folder / "prepare.json").write_text(json.dumps(record, indent=1))
         nib.save(native[REFERENCE], record_folder / NATIVE_REFERENCE)  # the grid masks go back to, and its QC image
         image = np.stack([volumes[role] for role in MODALITIES])
@@ -243,6 +253,7 @@ def prepare(
     with tempfile.TemporaryDirectory() as work:
         if isinstance(inputs, dict):
             images = nifti_images(inputs)
+            sources = {role: {"file": str(Path(path).resolve())} for role, path in inputs.items()}
         else:
-            images = dicom_images(Path(inputs), choices or {}, Path(work))
-        return prepare_case(images, out, name, brain_extraction)
+            images, sources = dicom_images(Path(inputs), choices or {}, Path(work))
+        return prepare_case(images, out, name, brain_extraction, sources)
