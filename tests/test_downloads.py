@@ -1,6 +1,7 @@
 """Every official download read as it unpacks: real BraTS 2018 sample cases arranged exactly as each release ships
 its data (folder shape, file names, compression, spreadsheets beside the cases, label numbering, its known quirks),
-given top folder first to `check`, `train` and `predict`, with no conversion.
+given top folder first to `check` (and, for the layouts training treats differently, `train` and `predict`), with no
+conversion.
 
 The real cases are taken at every second voxel (120 x 120 x 78 at 2 mm): still real scans and expert labels, a
 quarter of the reading time."""
@@ -168,11 +169,18 @@ def test_a_whole_download_reads_with_its_real_labels(real, tmp_path, download):
 
 
 @pytest.mark.parametrize("download", DOWNLOADS, ids=lambda d: d.__name__)
-def test_check_train_and_predict_take_the_top_folder(real, tmp_path, download):
+def test_check_takes_the_top_folder(real, tmp_path, download):
     top = download(tmp_path / "download", real)
     checked = glioseg_cli("check", top)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "3 cases" in checked.stderr and "read as" in checked.stderr
+
+
+# train and predict find cases as check does; these layouts also differ in what training does with them: two time
+# points of one patient (BraTS 2023), a 4D file per case with unlabelled test cases (MSD), channel files (nnU-Net)
+@pytest.mark.parametrize("download", [brats2023, msd, nnunet], ids=lambda d: d.__name__)
+def test_train_and_predict_take_the_top_folder(real, tmp_path, download):
+    top = download(tmp_path / "download", real)
     run = tmp_path / "run"
     trained = glioseg_cli("train", top, "--out", run, "--cache", tmp_path / "cache", "--folds", "2", "--patch", "16",
                           "16", "16", "--width", "4", "--depth", "3", "--epochs", "1", "--steps-per-epoch", "1",
