@@ -9,7 +9,10 @@ the easy background does not dilute it); then temperature scaling, fitted fold b
 / T), which is exact temperature scaling of the logits); and whether uncertainty flags errors: the AUROC of the
 voxel's entropy for wrong against right voxels (argmax class against the truth).
 
-    .venv/bin/python benchmarks/calibration.py RUN0 RUN1 ... --data DATA [--sample 100000]
+    .venv/bin/python benchmarks/calibration.py [RUN0 RUN1 ...] --data DATA [--sample 100000]
+
+Without runs: the shipped model's five fold models, each on the cases docs/model/splits_28.json held out from it
+(DATA: the 28 cases, ``glioseg sample-data DIR --all``).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from machine import REPO
 from scipy import ndimage
 from scipy.stats import rankdata
 
 from glioseg.crossval import held_out_cases
 from glioseg.io import find_cases, read_case
-from glioseg.predict import load_model
+from glioseg.predict import SHIPPED_MODELS, load_model
 
 BINS = 15
 NEAR_VOXELS = 10
@@ -68,21 +72,28 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def shipped_folds() -> dict[str, Path]:
+    """Case id -> the shipped fold model that held it out."""
+    splits = json.loads((REPO / "docs" / "model" / "splits_28.json").read_text())
+    return {case: SHIPPED_MODELS[fold] for fold, split in enumerate(splits) for case in split["val"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--sample", type=int, default=100_000, help="brain voxels per case for the fits")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "calibration.json")
     args = parser.parse_args()
-    owner = held_out_cases(args.runs)
+    owner = held_out_cases(args.runs) if args.runs else shipped_folds()
     rng = np.random.default_rng(0)
     per_fold: dict[str, dict] = {}
     for files in find_cases(args.data):
         if files.case_id not in owner:
             continue
         run = str(owner[files.case_id])
-        fold = per_fold.setdefault(run, {"model": load_model(Path(run) / "last.pt"), "log_p": [], "label": [],
+        checkpoint = Path(run) / "last.pt" if Path(run).is_dir() else Path(run)
+        fold = per_fold.setdefault(run, {"model": load_model(checkpoint), "log_p": [], "label": [],
                                          "bins": {r: np.zeros((3, BINS)) for r in REGIONS},
                                          "near": {r: np.zeros((3, BINS)) for r in REGIONS}})  # fmt: skip
         case = read_case(files)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -5,20 +7,40 @@ from glioseg.config import PostprocessConfig
 from glioseg.labels import CORE, EDEMA, ENHANCING
 from glioseg.postprocess import clean_label, label_from_probabilities, uncrop_probabilities
 
+ABSOLUTE_ONLY = {"min_component_ml": 0.01, "min_component_fraction": 0}
+
 
 def test_small_components_dropped_and_small_enhancing_becomes_core():
     label = np.zeros((30, 30, 30), np.uint8)
     label[2:12, 2:12, 2:12] = EDEMA  # 1 mL at 1 mm
     label[5:8, 5:8, 5:8] = ENHANCING  # 27 voxels = 0.027 mL: too small to be trusted
     label[25, 25, 25] = EDEMA  # a lone voxel
-    cleaned = clean_label(label, (1.0, 1.0, 1.0), PostprocessConfig(min_component_ml=0.01, min_enhancing_ml=0.5))
+    cleaned = clean_label(label, (1.0, 1.0, 1.0), PostprocessConfig(**ABSOLUTE_ONLY, min_enhancing_ml=0.5))
     assert cleaned[25, 25, 25] == 0
     assert not (cleaned == ENHANCING).any() and (cleaned[5:8, 5:8, 5:8] == CORE).all()
-    kept = clean_label(label, (1.0, 1.0, 1.0), PostprocessConfig(min_component_ml=0.01, min_enhancing_ml=0.01))
+    kept = clean_label(label, (1.0, 1.0, 1.0), PostprocessConfig(**ABSOLUTE_ONLY, min_enhancing_ml=0.01))
     assert (kept[5:8, 5:8, 5:8] == ENHANCING).all()
     # thresholds are in mL: at 3 mm voxels the lone voxel is 0.027 mL and survives a 0.01 mL threshold
-    coarse = clean_label(label, (3.0, 3.0, 3.0), PostprocessConfig(min_component_ml=0.01, min_enhancing_ml=0.5))
+    coarse = clean_label(label, (3.0, 3.0, 3.0), PostprocessConfig(**ABSOLUTE_ONLY, min_enhancing_ml=0.5))
     assert coarse[25, 25, 25] == EDEMA
+
+
+def test_stray_components_of_each_region_go_relative_to_the_largest():
+    label = np.zeros((40, 40, 40), np.uint8)
+    label[2:22, 2:22, 2:22] = EDEMA  # the tumour, 8 mL
+    label[5:15, 5:15, 5:15] = CORE  # its core, 1 mL
+    label[7:13, 7:13, 7:13] = ENHANCING  # its enhancing part, 0.216 mL
+    label[18:20, 18:20, 18:20] = CORE  # a stray core component in the edema, 8 voxels
+    label[5, 5:7, 5:7] = ENHANCING  # a stray enhancing component in the core, 4 voxels
+    label[30:38, 30:38, 30:38] = EDEMA  # a satellite of 0.512 mL: 6 % of the largest
+    label[24:36, 2:16, 2:16] = EDEMA  # a second lesion of 2.352 mL: 29 % of the largest, kept
+    rules = PostprocessConfig(min_component_ml=0.1, min_component_fraction=0.2, min_enhancing_ml=0.1)
+    cleaned = clean_label(label, (1.0, 1.0, 1.0), rules)
+    assert (cleaned[30:38, 30:38, 30:38] == 0).all() and (cleaned[24:36, 2:16, 2:16] == EDEMA).all()
+    assert (cleaned[18:20, 18:20, 18:20] == EDEMA).all()  # stray core -> edema
+    assert (cleaned[5, 5:7, 5:7] == CORE).all() and (cleaned[7:13, 7:13, 7:13] == ENHANCING).all()  # stray -> core
+    kept = clean_label(label, (1.0, 1.0, 1.0), dataclasses.replace(rules, min_component_fraction=0))
+    assert np.array_equal(kept, label)  # 0 keeps every component (all above 0.1 mL)
 
 
 def test_label_from_region_and_class_probabilities():

@@ -116,14 +116,16 @@ def test_cleaning_thresholds_are_options_and_are_recorded(runs, cohort_factory, 
         assert glioseg_cli("predict", runs[0], data, "--out", tmp_path / name, *options).returncode == 0
         return np.asarray(nib.load(tmp_path / name / f"{case.case_id}.nii.gz").dataobj)
 
-    raw = MSD.to_internal(predicted("raw", "--min-component-ml", 0, "--min-enhancing-ml", 0))
-    unclean = load_model(runs[0], "cpu").predict(case, postprocess=PostprocessConfig(0, 0)).label
-    assert np.array_equal(raw > 0, unclean > 0) and (raw == ENHANCING).any()
-    no_enhancing = MSD.to_internal(predicted("no-enhancing", "--min-component-ml", 0, "--min-enhancing-ml", 1e6))
+    keep_all = ("--min-component-ml", 0, "--min-component-fraction", 0)
+    raw = MSD.to_internal(predicted("raw", *keep_all, "--min-enhancing-ml", 0))
+    unclean = PostprocessConfig(min_component_ml=0, min_component_fraction=0, min_enhancing_ml=0)
+    assert np.array_equal(raw, load_model(runs[0], "cpu").predict(case, postprocess=unclean).label)
+    assert (raw == ENHANCING).any()
+    no_enhancing = MSD.to_internal(predicted("no-enhancing", *keep_all, "--min-enhancing-ml", 1e6))
     assert np.array_equal(no_enhancing > 0, raw > 0) and not (no_enhancing == ENHANCING).any()
     assert not predicted("dropped", "--min-component-ml", 1e6).any()
     recorded = json.loads((tmp_path / "dropped" / "predict.json").read_text())["postprocess"]
-    assert recorded == {"min_component_ml": 1e6, "min_enhancing_ml": 0.5}  # the one not given keeps its default
+    assert recorded == {"min_component_ml": 1e6, "min_component_fraction": 0.2, "min_enhancing_ml": 0.5}  # defaults
     refused = glioseg_cli("predict", runs[0], data, "--out", tmp_path / "refused", "--min-enhancing-ml", -1)
     assert refused.returncode == 2 and "--min-enhancing-ml" in refused.stderr
 
@@ -166,7 +168,8 @@ def test_mismatched_or_corrupt_runs_are_refused(runs, tmp_path):
 
 def test_predicts_real_brats2018_case_in_its_own_convention(runs, brats2018_sample, tmp_path):
     case_dir = sorted(brats2018_sample.iterdir())[0]
-    result = glioseg_cli("predict", runs[0], case_dir, "--out", tmp_path)
+    # one window over the brain: the tiny run's 16^3 patch would take thousands of windows on a full-size case
+    result = glioseg_cli("predict", runs[0], case_dir, "--out", tmp_path, "--window", "whole")
     assert result.returncode == 0, result.stderr
     mask = nib.load(tmp_path / f"{case_dir.name}.nii.gz")
     source = nib.load(next(case_dir.glob("*_flair.nii.gz")))

@@ -185,10 +185,15 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class PostprocessConfig:
-    """Cleaning rules, in mL so that they mean the same at any voxel size.
+    """Cleaning rules, in mL or as a fraction of the largest component, so that they mean the same at any voxel
+    size. Chosen by the cleaning study on the 28-case cross-validation (MODEL_CARD.md, ``benchmarks/cleaning.py``).
 
     Attributes:
         min_component_ml: tumour components (26-connected, whole tumour) smaller than this are dropped.
+        min_component_fraction: per region, components smaller than this fraction of the region's largest go:
+            tumour components are dropped, core components (TC) become edema, enhancing components become core.
+            Each stray component is a false-positive lesion under BraTS's lesion-wise rules (since 2023), and a
+            glioma is one large lesion far more often than several of like size.
         min_enhancing_ml: if the whole predicted enhancing tumour is smaller than this, it becomes core: a
             few enhancing voxels in a non-enhancing tumour cost a BraTS ET Dice of 0 (empty truth, non-empty
             prediction), so teams relabel them (Isensee et al. 2021 used 750 voxels = 0.75 mL at 1 mm).
@@ -197,6 +202,11 @@ class PostprocessConfig:
     min_component_ml: float = field(
         default=0.1, metadata=cli("Drop tumour components smaller than this, mL (0 keeps every one).", min=0.0)
     )
+    min_component_fraction: float = field(
+        default=0.2,
+        metadata=cli("Per region, components under this fraction of its largest go (0 keeps every one).", min=0.0,
+                     max=1.0),
+    )  # fmt: skip
     min_enhancing_ml: float = field(
         default=0.5, metadata=cli("A whole enhancing tumour under this many mL becomes core (0: never).", min=0.0)
     )

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from glioseg.config import PostprocessConfig
-from glioseg.labels import CORE, ENHANCING, label_from_regions
+from glioseg.labels import BACKGROUND, CORE, EDEMA, ENHANCING, label_from_regions
 
 
 def label_from_probabilities(probabilities: torch.Tensor, head: str, threshold: float = 0.5) -> np.ndarray:
@@ -28,18 +28,32 @@ def label_from_probabilities(probabilities: torch.Tensor, head: str, threshold: 
 
 
 def clean_label(label: np.ndarray, spacing: tuple[float, ...], config: PostprocessConfig) -> np.ndarray:
-    """Drop small tumour components, then turn a too-small enhancing tumour into core. Same shape, uint8."""
+    """Drop small and stray tumour components, demote stray core and enhancing components, then turn a too-small
+    enhancing tumour into core (:class:`PostprocessConfig`). Same shape, uint8."""
     voxel_ml = float(np.prod(spacing)) / 1000
     label = label.copy()
-    components, count = ndimage.label(label > 0, structure=np.ones((3, 3, 3)))
-    if count:
-        sizes = np.bincount(components.ravel())
-        small = np.flatnonzero(sizes * voxel_ml < config.min_component_ml)
-        label[np.isin(components, small[small > 0])] = 0
+    fraction = config.min_component_fraction
+    _replace_small_components(label, label > 0, BACKGROUND, config.min_component_ml / voxel_ml, fraction)
+    if fraction:
+        _replace_small_components(label, (label == CORE) | (label == ENHANCING), EDEMA, 0, fraction)
+        _replace_small_components(label, label == ENHANCING, CORE, 0, fraction)
     enhancing = label == ENHANCING
     if enhancing.any() and enhancing.sum() * voxel_ml < config.min_enhancing_ml:
         label[enhancing] = CORE
     return label
+
+
+def _replace_small_components(label: np.ndarray, region: np.ndarray, value: int, min_voxels: float,
+                              fraction: float) -> None:  # fmt: skip
+    """In place: the region's components (26-connected) under ``min_voxels`` or under ``fraction`` of the largest
+    become ``value``."""
+    components, count = ndimage.label(region, structure=np.ones((3, 3, 3)))
+    if count < 1 or (count == 1 and not min_voxels):
+        return
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    small = np.flatnonzero((sizes < min_voxels) | (sizes < fraction * sizes.max()))
+    label[np.isin(components, small[small > 0])] = value
 
 
 def to_crop_grid(probabilities: torch.Tensor, box: tuple[tuple[int, int], ...]) -> torch.Tensor:
