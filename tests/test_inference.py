@@ -71,3 +71,20 @@ def test_mirror_tta_averages_the_flipped_back_outputs(head):
     torch.testing.assert_close(variance, expected.var(0, unbiased=False).mean(0), rtol=0, atol=1e-6)
     plain, _ = ensemble_probabilities([network], image, (16, 12, 8), overlap=0.5, mirror=False)
     assert not torch.allclose(plain, mean, atol=1e-3)  # the network is asymmetric: mirroring changes the mean
+
+
+@pytest.mark.parametrize("head", ["regions", "classes"])
+def test_temperature_divides_the_logits_and_keeps_the_labels(head):
+    torch.manual_seed(0)
+    network = Asymmetric(head).eval()
+    image = torch.randn(4, 16, 12, 8)
+    plain, _ = ensemble_probabilities([network], image, (16, 12, 8), overlap=0.5)
+    network.config = ModelConfig(head=head, temperature=2.0)
+    scaled, _ = ensemble_probabilities([network], image, (16, 12, 8), overlap=0.5)
+    with torch.no_grad():
+        logits = network(image[None])[0] / 2.0
+    expected = torch.sigmoid(logits) if head == "regions" else torch.softmax(logits, dim=0)
+    torch.testing.assert_close(scaled, expected, rtol=0, atol=1e-6)
+    if head == "classes":  # softer, same argmax
+        assert scaled.max(0).values.mean() < plain.max(0).values.mean()
+        assert torch.equal(scaled.argmax(0), plain.argmax(0))

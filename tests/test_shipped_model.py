@@ -6,13 +6,15 @@ import numpy as np
 
 from conftest import glioseg_cli
 from glioseg.layouts import locate_case
-from glioseg.predict import SHIPPED_MODELS, load_model
+from glioseg.predict import SHIPPED_MODELS, SHIPPED_TEMPERATURE, load_model
 
 
 def test_the_shipped_model_is_small_and_loads():
     assert sum(path.stat().st_size for path in SHIPPED_MODELS) < 40e6
     model = load_model()
     assert len(model.networks) == 5 and model.config.train.folds == 5  # the fold models of the 28-case CV
+    assert all(network.config.temperature == SHIPPED_TEMPERATURE for network in model.networks)  # calibrated
+    assert load_model(SHIPPED_MODELS[0]).config.model.temperature == 1.0  # a fold model given by path: as trained
 
 
 def test_predict_without_a_run_segments_real_cases_in_their_own_conventions(brats2018_sample, brats2023_sample,

@@ -93,6 +93,9 @@ class ModelConfig:
     depth: int = field(default=4, metadata=cli("Resolution levels of the U-Net.", min=2))
     max_width: int = 256
     deep_supervision: bool = field(default=False, metadata=cli("A loss at every decoder level, not only the last."))
+    temperature: float = 1.0
+    """Logits are divided by this before the sigmoid or softmax (temperature scaling, fitted on a cross-validation's
+    held-out cases; it changes no single network's labels, only how sure its probabilities are). 1 as trained."""
 
     @property
     def out_channels(self) -> int:

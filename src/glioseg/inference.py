@@ -94,7 +94,7 @@ def window_probabilities(
     model.eval()
     source = torch.flip(image, flip) if flip else image
     logits = sliding_window(source, patch, overlap, model, batch)
-    probabilities = probabilities_from_logits(logits.float(), model.config.head)
+    probabilities = probabilities_from_logits(logits.float() / model.config.temperature, model.config.head)
     return (torch.flip(probabilities, flip) if flip else probabilities)[0].cpu()
 
 

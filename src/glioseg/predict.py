@@ -65,6 +65,9 @@ from glioseg.runs import checkpoint_path, load_checkpoint
 SHIPPED_MODELS = tuple(Path(__file__).parent / "models" / f"brats2018-28-fold{fold}.pt" for fold in range(5))
 """The shipped model: the five fold models of the 5-fold cross-validation on 28 real BraTS 2018 cases, ensembled
 (nnU-Net's default; MODEL_CARD.md)."""
+SHIPPED_TEMPERATURE = 1.5
+"""The shipped fold models' temperature: fitted on each fold's held-out cases from the other folds' (1.45-1.55,
+``benchmarks/calibration.py``), it lowers their expected calibration error there (MODEL_CARD.md, "Calibration")."""
 
 
 @dataclass
@@ -180,10 +183,11 @@ def load_model(runs: str | Path | list[str | Path] | None = None, device: str = 
     Raises:
         InputError: missing or corrupt checkpoints, or runs whose settings differ.
     """
-    if runs is None or runs == []:
-        for shipped in SHIPPED_MODELS:
-            if not shipped.exists():
-                raise InputError(shipped, "the shipped model is missing from this installation",
+    shipped = runs is None or runs == []
+    if shipped:
+        for shipped_model in SHIPPED_MODELS:
+            if not shipped_model.exists():
+                raise InputError(shipped_model, "the shipped model is missing from this installation",
                                  "reinstall glioseg, or give a run folder")  # fmt: skip
         runs = list(SHIPPED_MODELS)
     runs = [Path(r) for r in (runs if isinstance(runs, list) else [runs])]
@@ -196,6 +200,10 @@ def load_model(runs: str | Path | list[str | Path] | None = None, device: str = 
             run_config = RunConfig.from_dict(state["config"])
         except (TypeError, ValueError) as error:
             raise InputError(path, f"checkpoint config does not match this glioseg ({error})", "retrain") from None
+        if shipped:
+            run_config = dataclasses.replace(
+                run_config, model=dataclasses.replace(run_config.model, temperature=SHIPPED_TEMPERATURE)
+            )
         if config is not None and (run_config.preprocess, run_config.model, run_config.train.patch) != (
             config.preprocess, config.model, config.train.patch
         ):  # fmt: skip
