@@ -170,3 +170,5 @@ def test_the_viewer_takes_a_zipped_dicom_study(small_raw_case, tiny_runs, tmp_pa
     assert served("T1Gd").header.get_zooms()[:3] == (1.0, 1.0, 1.0)  # shown on the prepared grid
     mask = served("segmentation")
     assert mask.shape == t1gd.shape and np.allclose(mask.affine, t1gd.affine, atol=1e-3)  # the native grid
+    whole = (np.asarray(mask.dataobj) > 0).sum() * np.prod(t1gd.header.get_zooms()[:3]) / 1000
+    assert job["volumes_ml"]["WT"] == pytest.approx(whole, abs=0.01)  # the volumes are the download's

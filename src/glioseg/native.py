@@ -30,6 +30,7 @@ from glioseg.errors import InputError
 from glioseg.io import Case, atomic_path, grid_mismatch, nifti_like, open_nifti, read_case, write_label
 from glioseg.labels import LabelConvention
 from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD, CaseFiles, locate_case
+from glioseg.metrics import volumes_ml
 from glioseg.postprocess import clean_label, label_from_regions
 from glioseg.prepare import NATIVE_REFERENCE, REFERENCE, STRIPPED_MAX_ML, prepare
 from glioseg.registration import RigidTransform, resample
@@ -171,9 +172,20 @@ def write_on_grid(path: Path, label: np.ndarray, grid: Grid, convention: LabelCo
     return path
 
 
-def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, convention: LabelConvention) -> Path:
+@dataclass(frozen=True)
+class RawPrediction:
+    """What :func:`predict_raw` made: the prepared case and its internal label there (what the report and the
+    viewer show), the native T1Gd mask's path and its volumes (what ``volumes.csv`` reports)."""
+
+    case: Case
+    label: np.ndarray
+    native_mask: Path
+    volumes_ml: dict[str, float]
+
+
+def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, convention: LabelConvention) -> RawPrediction:
     """Prepare (or reuse what an interrupted run prepared), segment, go back to the native grids; the native
-    T1Gd mask last (it marks the case done). Returns its path."""
+    T1Gd mask last (it marks the case done)."""
     import sys
 
     print(f"{raw.case_id}: not BraTS-ready ({raw.reason}): prepared first", file=sys.stderr)
@@ -202,7 +214,8 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
         if not write_dicom_seg(out / f"{raw.case_id}_seg.dcm", labels[REFERENCE], grids[REFERENCE].affine,
                                reference_series_files(folder)):  # fmt: skip
             print(f"{raw.case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment)", file=sys.stderr)
-    return write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
+    native_mask = write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
+    return RawPrediction(case, prediction.label, native_mask, volumes_ml(labels[REFERENCE], grids[REFERENCE].spacing))
 
 
 def settings_choices(settings: PredictConfig) -> dict[str, str]:

@@ -211,24 +211,17 @@ def segment_upload(model_loader: Callable[[], object], source: Path, max_voxels:
 
 def segment_raw(job: Job, model, raw) -> None:
     """Raw scans, the way ``glioseg predict`` takes them (:func:`glioseg.native.predict_raw`): shown on the prepared
-    grid, the mask to download on the native T1Gd grid."""
+    grid, the mask to download on the native T1Gd grid, with its volumes."""
     from glioseg.config import PredictConfig
-    from glioseg.io import read_case
     from glioseg.labels import BRATS2021
-    from glioseg.metrics import volumes_ml
-    from glioseg.native import PREPARED_FOLDER, predict_raw
+    from glioseg.native import predict_raw
 
     job.stage = "preparing the raw scans (registration: about a minute), then segmenting"
     result = job.folder / "result"
-    native_mask = predict_raw(model, raw, result, PredictConfig(), BRATS2021)
-    case = read_case(result / PREPARED_FOLDER / raw.case_id)
-    label = BRATS2021.to_internal(np.asarray(nib.load(result / PREPARED_FOLDER / f"{raw.case_id}.nii.gz").dataobj))
-    write_view_files(job, case, label, BRATS2021)
-    shutil.copy(native_mask, job.folder / "view" / "segmentation.nii.gz")  # the download: on the native T1Gd grid
-    native = nib.load(native_mask)  # volumes as glioseg predict reports them: on the native grid
-    zooms = tuple(float(z) for z in native.header.get_zooms()[:3])
-    measured = volumes_ml(BRATS2021.to_internal(np.asarray(native.dataobj)), zooms)
-    job.volumes_ml = {name: round(value, 2) for name, value in measured.items()}
+    made = predict_raw(model, raw, result, PredictConfig(), BRATS2021)
+    write_view_files(job, made.case, made.label, BRATS2021)
+    shutil.copy(made.native_mask, job.folder / "view" / "segmentation.nii.gz")  # the download: on the native grid
+    job.volumes_ml = {name: round(value, 2) for name, value in made.volumes_ml.items()}
     shutil.rmtree(result)
 
 
