@@ -26,8 +26,8 @@ from machine import REPO
 from scipy import ndimage
 from scipy.stats import rankdata
 
+from glioseg.cases import find_cases, read_case
 from glioseg.crossval import held_out_cases
-from glioseg.io import find_cases, read_case
 from glioseg.predict import SHIPPED_MODELS, load_model
 
 BINS = 15

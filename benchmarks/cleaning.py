@@ -27,9 +27,9 @@ import numpy as np
 from machine import REPO, RESULTS, describe
 from scipy import ndimage
 
+from glioseg.cases import find_cases, read_case, write_label
 from glioseg.config import EvaluateConfig, PostprocessConfig, PredictConfig
 from glioseg.evaluate import evaluate
-from glioseg.io import find_cases, read_case, write_label
 from glioseg.labels import BACKGROUND, CORE, EDEMA, ENHANCING
 from glioseg.postprocess import clean_label
 from glioseg.predict import SHIPPED_MODELS, load_model

@@ -45,7 +45,7 @@ def conv3d_limit(repeats: int = 3) -> dict:
 def stages(case_path: Path, run: Path | None) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from glioseg.io import read_case, write_label
+    from glioseg.cases import read_case, write_label
     from glioseg.predict import load_model
 
     model = load_model(run, "cpu")

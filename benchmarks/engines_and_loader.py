@@ -25,7 +25,7 @@ from machine import RESULTS, SAMPLE, describe  # noqa: E402
 
 
 def engines(run: Path | None, case_path: Path) -> dict:
-    from glioseg.io import read_case
+    from glioseg.cases import read_case
     from glioseg.predict import SHIPPED_MODELS, load_model
     from glioseg.runs import export_weights
 
@@ -46,7 +46,7 @@ def engines(run: Path | None, case_path: Path) -> dict:
 
 
 def loader_vs_model(run: Path | None, steps: int = 20) -> dict:
-    from glioseg.io import find_cases
+    from glioseg.cases import find_cases
     from glioseg.losses import deep_supervision_loss, make_loss
     from glioseg.model import UNet3D
     from glioseg.predict import load_model

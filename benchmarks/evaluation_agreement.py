@@ -28,9 +28,9 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from glioseg.cases import find_cases, read_case
 from glioseg.config import EvaluateConfig
 from glioseg.evaluate import evaluate_case
-from glioseg.io import find_cases, read_case
 from glioseg.labels import BRATS2023, CORE, EDEMA, ENHANCING
 from glioseg.layouts import CaseFiles
 

@@ -87,8 +87,8 @@ def _synchronize(device: torch.device) -> None:
 
 
 def main() -> None:
+    from glioseg.cases import find_cases
     from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
-    from glioseg.io import find_cases
     from glioseg.preprocess import cache_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glioseg.cases import find_cases, read_case
 from glioseg.geometry import label_from_fractions, tumour_fractions
-from glioseg.io import find_cases, read_case
 from glioseg.metrics import case_metrics
 from glioseg.preprocess import brain_box, resampled_shape
 

@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=3)
     args = parser.parse_args()
-    from glioseg.io import find_cases, read_case
+    from glioseg.cases import find_cases, read_case
     from glioseg.layouts import MODALITIES, locate_case
     from glioseg.native import motion_onto, native_grids, native_label
     from glioseg.postprocess import label_from_probabilities

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glioseg.io import find_cases, read_case
+from glioseg.cases import find_cases, read_case
 from glioseg.labels import CORE, EDEMA, ENHANCING
 from glioseg.layouts import MODALITIES
 from glioseg.synth import make_phantom

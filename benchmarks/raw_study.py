@@ -35,7 +35,7 @@ REGIONS = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
 
 def make_study(files, work: Path, seed: int) -> dict[str, Path]:
     from dicom_writer import write_study
-    from glioseg.io import read_case
+    from glioseg.cases import read_case
     from test_prepare import make_raw
 
     paths, _ = make_raw(read_case(files), work, np.random.default_rng(seed), crop=FULL_FIELD)
@@ -46,9 +46,9 @@ def make_study(files, work: Path, seed: int) -> dict[str, Path]:
 
 def steps(study: Path, work: Path) -> dict[str, float]:
     """Seconds of each step, the functions glioseg predict calls, one after the other."""
+    from glioseg.cases import read_case
     from glioseg.config import PredictConfig
     from glioseg.dicom_seg import write_dicom_seg
-    from glioseg.io import read_case
     from glioseg.layouts import locate_case
     from glioseg.native import motion_onto, native_grids, native_label, reference_series_files
     from glioseg.postprocess import clean_label
@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=2, help="how many sample cases (every fifth)")
     args = parser.parse_args()
-    from glioseg.io import find_cases
+    from glioseg.cases import find_cases
 
     results = {"machine": describe(), "cases": {}}
     for index, files in enumerate(find_cases(SAMPLE)[::5][: args.cases]):

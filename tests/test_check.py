@@ -128,7 +128,7 @@ def test_brats2023_names_with_2018_numbering_are_refused_naming_the_override(coh
     read = run_cli("check", data, "--label-convention", "brats2021")
     assert read.returncode == 0, read.stdout + read.stderr
     assert "read as brats2021: 1 core, 2 edema, 4 enhancing" in " ".join(read.stderr.split())
-    from glioseg.io import find_cases, read_case
+    from glioseg.cases import find_cases, read_case
 
     original = [read_case(f).label for f in find_cases(cohort_factory("brats2023", cases=3))]
     overridden = [read_case(f).label for f in find_cases(data, "brats2021")]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
-from glioseg.io import find_cases, read_case
+from glioseg.cases import find_cases, read_case
 from glioseg.synth import write_followup
 
 MOTION = {"rotation_degrees": (8.0, -5.0, 6.0), "translation_mm": (10.0, -6.0, 5.0)}

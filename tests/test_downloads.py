@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import glioseg_cli
-from glioseg.io import find_cases, read_case
+from glioseg.cases import find_cases, read_case
 from glioseg.labels import BRATS2021, BRATS2023, CORE, EDEMA, ENHANCING, MSD, RESECTION_CAVITY
 from glioseg.layouts import BRATS2021_SUFFIXES, BRATS2023_SUFFIXES, MODALITIES
 

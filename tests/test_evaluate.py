@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from glioseg.cases import find_cases, read_case
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate
-from glioseg.io import find_cases, read_case
 from glioseg.labels import BRATS2021, EDEMA
 
 SHAPE = (40, 40, 32)

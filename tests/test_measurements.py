@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from glioseg.io import find_cases, read_case
+from glioseg.cases import find_cases, read_case
 from glioseg.labels import EDEMA, ENHANCING
 from glioseg.measurements import measure_lesions
 from glioseg.metrics import volumes_ml

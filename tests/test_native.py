@@ -12,7 +12,7 @@ import pytest
 
 from conftest import glioseg_cli
 from dicom_writer import write_study
-from glioseg.io import find_cases, read_case
+from glioseg.cases import find_cases, read_case
 from glioseg.labels import BRATS2021
 from glioseg.registration import RigidTransform, resample
 from test_prepare import make_raw

@@ -14,9 +14,9 @@ import pytest
 
 import glioseg
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
+from glioseg.cases import find_cases
 from glioseg.config import PostprocessConfig, PredictConfig
 from glioseg.errors import InputError
-from glioseg.io import find_cases
 from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
 from glioseg.layouts import LAYOUTS
 from glioseg.predict import load_model, predict_cohort

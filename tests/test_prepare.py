@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import glioseg_cli, real_data
-from glioseg.io import find_cases, read_case
+from glioseg.cases import find_cases, read_case
 from glioseg.registration import RigidTransform, resample, to_sitk
 
 CROP = (slice(40, 200), slice(30, 210), slice(10, 140))  # most of the brain; registration is faster on less

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import glioseg.preprocess as preprocessing
+from glioseg.cases import Case, find_cases, read_case
 from glioseg.config import PreprocessConfig
 from glioseg.geometry import label_from_fractions, tumour_fractions
-from glioseg.io import Case, find_cases, read_case
 from glioseg.labels import MSD
 from glioseg.layouts import CaseFiles
 from glioseg.metrics import case_metrics

@@ -3,7 +3,7 @@
 import re
 
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
-from glioseg.io import find_cases
+from glioseg.cases import find_cases
 
 
 def test_report_of_a_prediction_folder_is_one_offline_page(tiny_runs, cohort_factory, tmp_path):

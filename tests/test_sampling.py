@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from glioseg.augment import augment_batch, random_flips, random_rotate_scale
+from glioseg.cases import find_cases
 from glioseg.config import PreprocessConfig
-from glioseg.io import find_cases
 from glioseg.preprocess import cache_dataset
 from glioseg.sampling import PatchBatches, batch_loader, extract_patch
 

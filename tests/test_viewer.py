@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli, serving
+from glioseg.cases import find_cases
 from glioseg.config import UploadLimits
-from glioseg.io import find_cases
 from glioseg.predict import load_model
 from glioseg.viewer.app import create_app
 from glioseg.viewer.uploads import safe_name, sniff
@@ -79,7 +79,7 @@ def test_an_uploaded_case_is_segmented_like_predict_does(model, case_files, tmp_
 
 
 def glioseg_read(files):
-    from glioseg.io import read_case
+    from glioseg.cases import read_case
 
     return read_case(files)
 

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from conftest import PHANTOM_RUN_SHAPE, serving
-from glioseg.io import find_cases
+from glioseg.cases import find_cases
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")

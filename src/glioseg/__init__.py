@@ -10,8 +10,8 @@
 Heavy modules (torch, MONAI, matplotlib) load on first use of the functions that need them.
 """
 
+from glioseg.cases import Case, find_cases, read_case, write_label
 from glioseg.errors import InputError
-from glioseg.io import Case, find_cases, read_case, write_label
 from glioseg.layouts import CaseFiles
 
 __all__ = [
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 
 def load_case(path):
-    """Read a case in any supported layout (see :func:`glioseg.io.read_case`)."""
+    """Read a case in any supported layout (see :func:`glioseg.cases.read_case`)."""
     return read_case(path)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glioseg.cases import label_numbering_problem, read_image, read_label
 from glioseg.errors import InputError
-from glioseg.io import label_numbering_problem, read_image, read_label
 from glioseg.layouts import CaseFiles, Problem, scan_dataset
 
 

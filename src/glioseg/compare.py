@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from glioseg.cases import Case, open_nifti, read_case, read_label, write_label
 from glioseg.errors import InputError
-from glioseg.io import Case, atomic_path, open_nifti, read_case, read_label, write_label
+from glioseg.files import atomic_path
 from glioseg.labels import CONVENTIONS, REGIONS
 from glioseg.layouts import MODALITIES
 from glioseg.measurements import LESION_KINDS, measure_lesions, numbered_lesions

@@ -11,10 +11,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from glioseg.cases import find_cases, read_case, write_label
 from glioseg.config import PredictConfig, RunConfig
 from glioseg.errors import InputError
 from glioseg.evaluate import evaluate, write_results
-from glioseg.io import atomic_path, claim_folder, find_cases, read_case, remove_stale_temporaries, write_label
+from glioseg.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.predict import load_model, write_case_index, write_measurements
 from glioseg.splits import read_splits
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
 from glioseg.errors import InputError
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,10 @@ FULL_DEMO = DemoSettings(cases=24, held_out=16, epochs=50, validate_every=5)
 def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool = True) -> dict[str, Path]:
     """Run (or finish) the demo in ``out``: phantoms; the shipped model segments the held-out ones; a network trains
     on the others; it segments the held-out ones too; both are evaluated; one report. Returns what it made."""
+    from glioseg.cases import find_cases, read_case
     from glioseg.config import PredictConfig
     from glioseg.evaluate import evaluate, write_results
     from glioseg.figures import plot_overlay
-    from glioseg.io import find_cases, read_case
     from glioseg.predict import load_model, predict_cohort
     from glioseg.report import Evaluation, ReportInputs, write_report
     from glioseg.runs import load_checkpoint

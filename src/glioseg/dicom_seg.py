@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from glioseg.errors import InputError
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 from glioseg.labels import CORE, EDEMA, ENHANCING
 
 SEGMENTS = {  # internal class -> (segment label, coding scheme, code, meaning)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from glioseg.cases import find_cases, grid_mismatch, open_nifti, read_label
 from glioseg.config import EvaluateConfig
 from glioseg.errors import InputError
-from glioseg.io import atomic_path, find_cases, grid_mismatch, open_nifti, read_label
+from glioseg.files import atomic_path
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, LabelValueError
 from glioseg.layouts import CaseFiles
 from glioseg.lesions import RULES, lesionwise_scores, panoptic_scores

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 from glioseg.labels import CORE, EDEMA, ENHANCING
 from glioseg.layouts import MODALITIES
 
@@ -178,7 +178,7 @@ def plot_overlay(case, prediction, loc: tuple[int, int, int] | None = None, moda
     from the case's affine (``CONVENTION``).
 
     Args:
-        case: a ``glioseg.io.Case`` (its label is the ground truth; a case without one shows the image).
+        case: a ``glioseg.cases.Case`` (its label is the ground truth; a case without one shows the image).
         prediction: a label array or ``Prediction`` on the case's grid.
     """
     import matplotlib

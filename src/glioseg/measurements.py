@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 from glioseg.labels import CLASS_NAMES, REGION_CLASSES, class_mask
 from glioseg.lesions import components
 

@@ -25,9 +25,10 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from glioseg.cases import Case, grid_mismatch, nifti_like, open_nifti, read_case, write_label
 from glioseg.config import PredictConfig
 from glioseg.errors import InputError
-from glioseg.io import Case, atomic_path, grid_mismatch, nifti_like, open_nifti, read_case, write_label
+from glioseg.files import atomic_path
 from glioseg.labels import LabelConvention
 from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD, CaseFiles, locate_case
 from glioseg.metrics import volumes_ml

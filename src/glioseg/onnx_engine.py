@@ -16,7 +16,7 @@ import torch
 
 from glioseg.config import ModelConfig
 from glioseg.errors import InputError
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 from glioseg.model import UNet3D
 
 AXES = {0: "batch", 2: "x", 3: "y", 4: "z"}

@@ -23,20 +23,12 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from glioseg.cases import Case, find_cases, nifti_like, read_case, write_label
 from glioseg.config import PredictConfig, RunConfig
 from glioseg.devices import choose_device
 from glioseg.errors import InputError
+from glioseg.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.inference import ensemble_probabilities
-from glioseg.io import (
-    Case,
-    atomic_path,
-    claim_folder,
-    find_cases,
-    nifti_like,
-    read_case,
-    remove_stale_temporaries,
-    write_label,
-)
 from glioseg.labels import BRATS2021, CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
 from glioseg.layouts import CaseFiles, locate_case
 from glioseg.measurements import measure_lesions, write_lesions

@@ -97,7 +97,7 @@ def _dcm2niix_binary() -> str:
 
 def nifti_images(paths: dict[str, Path]) -> dict[str, nib.Nifti1Image]:
     """The four sequences from NIfTI files (any orientation and spacing), 3D or one-volume 4D."""
-    from glioseg.io import load_voxels, open_nifti
+    from glioseg.cases import load_voxels, open_nifti
 
     images = {}
     for role, path in paths.items():

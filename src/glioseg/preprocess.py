@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glioseg.cases import Case, read_case
 from glioseg.config import PreprocessConfig
+from glioseg.files import atomic_path
 from glioseg.geometry import label_from_fractions, tumour_fractions
-from glioseg.io import Case, atomic_path, read_case
 from glioseg.labels import TUMOUR_CLASSES
 from glioseg.layouts import CaseFiles
 

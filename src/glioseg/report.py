@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from glioseg.errors import InputError
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 from glioseg.labels import REGIONS, STRUCTURE_NAMES
 from glioseg.measurements import SMALLEST_SHOWN_ML
 
@@ -225,8 +225,8 @@ def _overlay_section(predictions: Path, rows: list[dict]) -> str:
 def _case_overlay(predictions: Path, entry: dict):
     import nibabel as nib
 
+    from glioseg.cases import read_case
     from glioseg.figures import plot_overlay
-    from glioseg.io import read_case
     from glioseg.labels import convention_from_record
 
     case = read_case(entry["source"])

@@ -17,7 +17,7 @@ import torch
 
 from glioseg.config import RunConfig
 from glioseg.errors import InputError
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 from glioseg.model import UNet3D
 
 CHECKPOINT_VERSION = 1

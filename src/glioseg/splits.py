@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glioseg.io import atomic_path
+from glioseg.files import atomic_path
 
 
 def patient_of(case_id: str, group_regex: str) -> str:

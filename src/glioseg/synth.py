@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from glioseg.errors import InputError
+from glioseg.files import atomic_path
 from glioseg.geometry import rotation_matrix, smooth_random_field
-from glioseg.io import atomic_path
 from glioseg.labels import BRATS2021, BRATS2023, CORE, EDEMA, ENHANCING, MSD
 from glioseg.layouts import BRATS2021_SUFFIXES, BRATS2023_SUFFIXES, LAYOUTS, MODALITIES
 
@@ -448,7 +448,7 @@ def write_followup(
     what was done (with the follow-up's label volumes) as a dict, also saved as ``<out>/followup.json``."""
     import SimpleITK as sitk
 
-    from glioseg.io import read_case
+    from glioseg.cases import read_case
     from glioseg.metrics import volumes_ml
     from glioseg.registration import RigidTransform, resample, to_sitk
 

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from glioseg.cases import find_cases
 from glioseg.config import CACHE_DIR, PostprocessConfig, RunConfig
 from glioseg.devices import choose_device, mixed_precision_dtype
 from glioseg.errors import InputError
 from glioseg.figures import save_learning_curves
+from glioseg.files import atomic_path, remove_stale_temporaries
 from glioseg.inference import ensemble_probabilities
-from glioseg.io import atomic_path, find_cases, remove_stale_temporaries
 from glioseg.labels import CLASS_NAMES, REGIONS
 from glioseg.losses import deep_supervision_loss, make_loss
 from glioseg.metrics import case_metrics

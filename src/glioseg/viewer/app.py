@@ -158,7 +158,8 @@ class JobQueue:
 
 def write_view_files(job: Job, case, label: np.ndarray, convention: LabelConvention) -> None:
     """The files the page loads: each modality, the internal-class overlay and the mask in the user's convention."""
-    from glioseg.io import atomic_path, nifti_like, write_label
+    from glioseg.cases import nifti_like, write_label
+    from glioseg.files import atomic_path
     from glioseg.measurements import SMALLEST_SHOWN_ML, measure_lesions
     from glioseg.metrics import volumes_ml
 
@@ -187,7 +188,7 @@ def segment_upload(model_loader: Callable[[], object], source: Path, max_voxels:
     segment it, write the viewer's files."""
 
     def work(job: Job) -> None:
-        from glioseg.io import read_case
+        from glioseg.cases import read_case
         from glioseg.native import as_raw, dicom_input, head_reason, holds_dicom, raw_input_of
 
         job.stage = "reading the case"
@@ -229,7 +230,7 @@ def open_prediction(pred_dir: Path, entry: dict) -> Callable[[Job], None]:
     """The job function that shows a prediction already on disk (from its folder's ``cases.json``)."""
 
     def work(job: Job) -> None:
-        from glioseg.io import read_case
+        from glioseg.cases import read_case
 
         job.stage = "reading the case"
         case = read_case(entry["source"])

@@ -1,4 +1,4 @@
-"""Reading and writing cases (nibabel), with the checks that keep bad files out.
+"""Reading cases and writing their masks (nibabel), with the checks that keep bad files out.
 
 Contracts (docs/architecture.md): an image array is ``float32 (4, X, Y, Z)`` in FLAIR, T1, T1Gd, T2 order and in
 the file's voxel order; a label array is ``uint8 (X, Y, Z)`` of internal classes; every written file
@@ -7,12 +7,7 @@ keeps the source's affine, header codes and shape, and appears atomically (tempo
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import uuid
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from glioseg.errors import InputError
+from glioseg.files import atomic_path
 from glioseg.labels import ENHANCING, RESECTION_CAVITY, LabelConvention, LabelValueError, present_values
 from glioseg.layouts import MODALITIES, CaseFiles, locate_case, scan_dataset
 
@@ -254,51 +250,6 @@ def label_numbering_problem(cases: list[CaseFiles], folder: Path) -> InputError 
         "if 4 means enhancing tumour, pass --label-convention brats2021; if these are post-treatment cases with "
         "cavities and no enhancing tumour, pass --label-convention brats2023",
     )
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
-
-    The temporary name keeps the file's endings (``.nii.gz``) so writers pick the right format.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def claim_folder(record: Path, wanted: dict, overwrite: bool, what: str) -> None:
-    """Write ``wanted`` (the settings of work done in ``record``'s folder) to ``record``; refuse a folder whose record
-    says other settings made its files, unless ``overwrite`` (then the caller redoes them): work never mixes settings.
-
-    Raises:
-        InputError: naming ``--overwrite``; or the folder cannot be written.
-    """
-    folder = record.parent
-    try:
-        if record.exists() and not overwrite:
-            if json.loads(record.read_text()) != json.loads(json.dumps(wanted)):
-                raise InputError(folder, f"holds {what} made with another model or settings",
-                                 "use --overwrite to replace them, or choose another --out")  # fmt: skip
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(record) as temporary:
-            temporary.write_text(json.dumps(wanted, indent=2))
-    except OSError as error:
-        raise InputError(folder, f"cannot write here ({error.strerror})", "choose a folder you can write to") from None
-
-
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporaries left by a writer that was killed (``atomic_path`` could not clean up); call only
-    where no other writer is active. Returns how many were removed."""
-    stale = list(Path(folder).glob(".tmp-*")) if Path(folder).is_dir() else []
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
 
 
 GEOMETRY_FIELDS = ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y",

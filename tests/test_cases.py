@@ -4,8 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from glioseg.cases import find_cases, read_case, write_label
 from glioseg.errors import InputError
-from glioseg.io import atomic_path, find_cases, read_case, write_label
 from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
 from glioseg.layouts import LAYOUTS, locate_case
 
@@ -131,15 +131,6 @@ def test_a_written_mask_keeps_the_geometry_exactly_and_nothing_else(tmp_path, qf
     assert written.header["cal_max"] == 0 and written.header["intent_code"] == 0  # the FLAIR's are not a mask's
     assert written.header["descrip"].tobytes().strip(b"\0") == b""
     np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(nib.load(case.files.label).dataobj))
-
-
-def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path):
-    target = tmp_path / "out.nii.gz"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as temporary:
-            temporary.write_bytes(b"half")
-            raise RuntimeError("killed")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_real_brats2018_case_reads(brats2018_sample):
