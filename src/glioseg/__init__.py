@@ -13,12 +13,12 @@ Heavy modules (torch, MONAI, matplotlib) load on first use of the functions that
 from glioseg.cases import Case, find_cases, read_case, write_label
 from glioseg.errors import InputError
 from glioseg.layouts import CaseFiles
+from glioseg.version import __version__
 
 __all__ = [
     "Case", "CaseFiles", "InputError", "find_cases", "load_case", "load_model", "plot_overlay", "read_case",
-    "sens_spec_table", "write_label",
+    "sens_spec_table", "write_label", "__version__",
 ]  # fmt: skip
-__version__ = "0.1.0"
 
 
 def load_case(path):

@@ -17,6 +17,7 @@ import numpy as np
 from glioseg.errors import InputError
 from glioseg.files import atomic_path
 from glioseg.labels import CORE, EDEMA, ENHANCING
+from glioseg.version import __version__
 
 SEGMENTS = {  # internal class -> (segment label, coding scheme, code, meaning)
     CORE: ("Necrotic and non-enhancing tumour core", "SCT", "6574001", "Necrosis"),
@@ -75,7 +76,6 @@ def write_dicom_seg(path: Path, label: np.ndarray, affine: np.ndarray, source_fi
     from pydicom.sr.codedict import codes
     from pydicom.sr.coding import Code
 
-    from glioseg import __version__
 
     datasets = [pydicom.dcmread(p) for p in source_files]
     if len(datasets) > 1:  # single-frame series: in slice order, as viewers stack them
