@@ -1,6 +1,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from glioseg.config import PostprocessConfig
@@ -48,6 +49,16 @@ def test_label_from_region_and_class_probabilities():
     assert label_from_probabilities(regions, "regions").ravel().tolist() == [EDEMA, ENHANCING, 0]
     classes = torch.tensor([[0.1, 0.7], [0.2, 0.1], [0.6, 0.1], [0.1, 0.1]]).view(4, 2, 1, 1)
     assert label_from_probabilities(classes, "classes").ravel().tolist() == [CORE, 0]
+
+
+@pytest.mark.parametrize("head, channels", [("regions", 3), ("classes", 4)])
+def test_channels_one_at_a_time_give_the_same_label(head, channels):
+    """The native grids feed the rule one resampled channel at a time (numpy): the label must not change."""
+    probabilities = torch.rand(channels, 9, 8, 7, generator=torch.Generator().manual_seed(0))
+    probabilities[:, 0, 0, 0] = 0.5  # a tie on the threshold and between classes
+    whole = label_from_probabilities(probabilities, head)
+    streamed = label_from_probabilities((channel.numpy() for channel in probabilities), head)
+    assert np.array_equal(whole, streamed) and whole.dtype == streamed.dtype == np.uint8
 
 
 def test_uncrop_places_and_resamples():

@@ -76,7 +76,6 @@ def write_dicom_seg(path: Path, label: np.ndarray, affine: np.ndarray, source_fi
     from pydicom.sr.codedict import codes
     from pydicom.sr.coding import Code
 
-
     datasets = [pydicom.dcmread(p) for p in source_files]
     if len(datasets) > 1:  # single-frame series: in slice order, as viewers stack them
         normal = np.cross(*np.reshape(np.asarray(datasets[0].ImageOrientationPatient, float), (2, 3)))

@@ -2,9 +2,7 @@
 segmented on the prepared grid, and its mask brought back onto the native grid of the T1Gd as it came (and, on
 request, of every other sequence).
 
-Raw means: a DICOM study folder; a case folder whose sequences lie on different grids; or a T1Gd with a head
-around the brain (more than :data:`glioseg.prepare.STRIPPED_MAX_ML` of non-zero voxels). ``--prepare always``
-prepares every case folder, ``never`` refuses raw input. The way back interpolates the probabilities (linear)
+What counts as raw is :mod:`glioseg.inputs`'s one decision. The way back interpolates the probabilities (linear)
 onto the native grid and takes the label there, as nnU-Net does when it returns to the original spacing
 (against nearest-neighbour resampling of the label: a tie, ``benchmarks/native_resampling.py``).
 
@@ -25,84 +23,18 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from glioseg.cases import Case, grid_mismatch, nifti_like, open_nifti, read_case, write_label
+from glioseg.cases import Case, nifti_like, read_case, write_label
 from glioseg.config import PredictConfig
-from glioseg.errors import InputError
 from glioseg.files import atomic_path
+from glioseg.inputs import RawInput
 from glioseg.labels import LabelConvention
-from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD, CaseFiles, locate_case
+from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD, locate_case
 from glioseg.metrics import volumes_ml
-from glioseg.postprocess import clean_label, label_from_regions
-from glioseg.prepare import NATIVE_REFERENCE, REFERENCE, STRIPPED_MAX_ML, prepare
+from glioseg.postprocess import clean_label, label_from_probabilities
+from glioseg.prepare import NATIVE_REFERENCE, REFERENCE, prepare
 from glioseg.registration import RigidTransform, resample
 
 PREPARED_FOLDER = "prepared"
-
-
-@dataclass(frozen=True)
-class RawInput:
-    """A case to prepare before segmenting: a DICOM study (``nifti`` None), or four NIfTI files not ready as they are
-    (``reason`` says why)."""
-
-    case_id: str
-    source: Path
-    nifti: dict[str, Path] | None
-    reason: str
-
-
-def holds_dicom(folder: Path) -> bool:
-    """Whether a folder holds DICOM files (Part 10: 'DICM' after the preamble) and no NIfTI file."""
-    from glioseg.dicom import is_part10
-
-    found = False
-    for path in folder.rglob("*"):
-        if path.name.endswith((".nii", ".nii.gz")):
-            return False
-        found = found or (path.is_file() and is_part10(path))
-    return found
-
-
-def dicom_input(folder: Path, mode: str) -> RawInput:
-    if mode == "never":
-        raise InputError(folder, "a DICOM study, which must be prepared before it is segmented",
-                         "leave out --prepare never (or run glioseg prepare, then predict its output)")  # fmt: skip
-    return RawInput(folder.name, folder, None, "a DICOM study")
-
-
-def raw_input_of(files: CaseFiles, mode: str) -> RawInput | None:
-    """The case as raw input if its headers say it must be prepared (or ``mode`` is always), else None.
-
-    Raises:
-        InputError: sequences on different grids under ``never``; ``always`` for a one-file (MSD, 4D) case.
-    """
-    if len(files.images) != len(MODALITIES):
-        if mode == "always":
-            raise InputError(files.images[0], "one 4D file holds all four sequences on one grid: nothing to prepare",
-                             "leave out --prepare always for this case")  # fmt: skip
-        return None
-    niftis = [open_nifti(path) for path in files.images]
-    reference = niftis[MODALITIES.index(REFERENCE)]
-    for path, nifti in zip(files.images, niftis):
-        mismatch = grid_mismatch(reference, nifti)
-        if mismatch:
-            if mode == "never":
-                raise InputError(path, f"{mismatch.replace('first', 'T1Gd')} (the T1Gd's grid)",
-                                 "leave out --prepare never: glioseg then registers the sequences onto the T1Gd "
-                                 "itself (or co-register them before)")  # fmt: skip
-            return as_raw(files, f"{path.name}: {mismatch.replace('first', 'T1Gd')}")
-    return as_raw(files, "--prepare always") if mode == "always" else None
-
-
-def head_reason(case: Case) -> str | None:
-    """Why a case read as BraTS-ready is a head rather than a brain (its T1Gd's non-zero volume), or None."""
-    volume = float(np.count_nonzero(case.image[MODALITIES.index(REFERENCE)])) * float(np.prod(case.spacing)) / 1000
-    if volume <= STRIPPED_MAX_ML:
-        return None
-    return f"the T1Gd holds {volume:.0f} mL of non-zero voxels: a head, not a skull-stripped brain"
-
-
-def as_raw(files: CaseFiles, reason: str) -> RawInput:
-    return RawInput(files.case_id, files.images[0].parent, dict(zip(MODALITIES, files.images)), reason)
 
 
 @dataclass(frozen=True)
@@ -150,21 +82,11 @@ def motion_onto(folder: Path, role: str) -> RigidTransform:
 def native_label(probabilities: torch.Tensor, affine: np.ndarray, grid: Grid, motion: RigidTransform,
                  head: str) -> np.ndarray:  # fmt: skip
     """Prepared-grid probabilities ``(C, X, Y, Z)`` -> internal classes on ``grid``: each channel interpolated
-    linearly (one at a time: a 512 x 512 x 300 grid holds one float volume more), then the label there."""
-    best = np.zeros(grid.shape, np.float32)
-    label = np.zeros(grid.shape, np.uint8)
-    above = []
-    for channel in range(probabilities.shape[0]):
-        moved = resample(probabilities[channel].numpy(), affine, grid.shape, grid.affine, motion, labels=False)
-        if head == "regions":
-            above.append(moved > 0.5)
-        elif channel == 0:
-            best = moved
-        else:
-            higher = moved > best  # ties keep the lower class, as argmax does
-            best = np.where(higher, moved, best)
-            label[higher] = channel
-    return label_from_regions(np.stack(above)) if head == "regions" else label
+    linearly, one at a time (a 512 x 512 x 300 grid holds one float volume more), into the one rule
+    (:func:`glioseg.postprocess.label_from_probabilities`)."""
+    channels = (resample(channel.numpy(), affine, grid.shape, grid.affine, motion, labels=False)
+                for channel in probabilities)  # fmt: skip
+    return label_from_probabilities(channels, head)
 
 
 def write_on_grid(path: Path, label: np.ndarray, grid: Grid, convention: LabelConvention) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,21 +12,32 @@ from scipy import ndimage
 from glioseg.config import PostprocessConfig
 from glioseg.labels import BACKGROUND, CORE, EDEMA, ENHANCING, label_from_regions
 
+REGION_THRESHOLD = 0.5
+"""A voxel is in a region (WT, TC, ET) where the region's probability exceeds this."""
 
-def label_from_probabilities(probabilities: torch.Tensor, head: str, threshold: float = 0.5) -> np.ndarray:
-    """``(C, x, y, z)`` probabilities -> ``uint8 (x, y, z)`` internal classes.
 
-    Regions head: WT/TC/ET above ``threshold``, nested (ET wins over TC over WT). Classes head: argmax.
+def label_from_probabilities(
+    probabilities: torch.Tensor | Iterable[torch.Tensor | np.ndarray], head: str
+) -> np.ndarray:
+    """``(C, x, y, z)`` probabilities -> ``uint8 (x, y, z)`` internal classes: the one rule, on any grid.
+
+    Regions head: WT/TC/ET above :data:`REGION_THRESHOLD`, nested (ET wins over TC over WT). Classes head: argmax,
+    ties to the lower class. ``probabilities`` may also be its channels one at a time (a generator): on a large
+    native grid only one float volume is then held (:mod:`glioseg.native`).
     """
     if head == "regions":
-        return label_from_regions((probabilities > threshold).numpy())
-    # argmax over dim 0, written as a loop over the few classes: 5x faster than torch's strided argmax
-    best, label = probabilities[0].clone(), torch.zeros(probabilities.shape[1:], dtype=torch.uint8)
-    for value in range(1, probabilities.shape[0]):
-        higher = probabilities[value] > best  # ties keep the lower class, as argmax does
-        best = torch.where(higher, probabilities[value], best)
+        return label_from_regions(np.stack([np.asarray(channel > REGION_THRESHOLD) for channel in probabilities]))
+    # argmax written as a loop over the few classes: 5x faster than torch's strided argmax, and it streams
+    best = label = None
+    for value, channel in enumerate(probabilities):
+        channel = torch.as_tensor(channel)
+        if best is None:
+            best, label = channel.clone(), torch.zeros(channel.shape, dtype=torch.uint8)
+            continue
+        higher = channel > best  # ties keep the lower class, as argmax does
+        best = torch.where(higher, channel, best)
         label[higher] = value
-    return label.numpy()
+    return label.numpy()  # type: ignore[union-attr]
 
 
 def clean_label(label: np.ndarray, spacing: tuple[float, ...], config: PostprocessConfig) -> np.ndarray:

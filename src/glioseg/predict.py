@@ -23,27 +23,19 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from glioseg.cases import Case, find_cases, nifti_like, read_case, write_label
+from glioseg.cases import Case, nifti_like, write_label
 from glioseg.config import PredictConfig, RunConfig
 from glioseg.devices import choose_device
 from glioseg.errors import InputError
 from glioseg.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.inference import ensemble_probabilities
+from glioseg.inputs import RawInput, inputs_of, read_or_raw
 from glioseg.labels import BRATS2021, CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
-from glioseg.layouts import CaseFiles, locate_case
+from glioseg.layouts import CaseFiles
 from glioseg.measurements import measure_lesions, write_lesions
 from glioseg.metrics import volumes_ml
 from glioseg.model import UNet3D
-from glioseg.native import (
-    PREPARED_FOLDER,
-    RawInput,
-    as_raw,
-    dicom_input,
-    head_reason,
-    holds_dicom,
-    predict_raw,
-    raw_input_of,
-)
+from glioseg.native import PREPARED_FOLDER, predict_raw
 from glioseg.postprocess import (
     clean_label,
     label_from_probabilities,
@@ -221,28 +213,6 @@ def _onnx_network(checkpoint: Path, config: RunConfig):
     return OnnxNetwork(exported, config.model)
 
 
-def cases_of(inputs: list[Path], prepare: str = "auto") -> list[CaseFiles | RawInput]:
-    """Each input is a case (BraTS folder, MSD 4D file, nnU-Net channel file), a dataset folder, or a DICOM study
-    (:mod:`glioseg.native`); cases whose headers say they are not BraTS-ready come back as :class:`RawInput`."""
-    found: list[CaseFiles | RawInput] = []
-    for path in inputs:
-        if path.is_dir() and holds_dicom(path):
-            found.append(dicom_input(path, prepare))
-            continue
-        try:
-            cases = [locate_case(path)]
-        except InputError:
-            if not path.is_dir():
-                raise
-            cases = find_cases(path)
-        found += [raw_input_of(files, prepare) or files for files in cases]
-    ids = [c.case_id for c in found]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise InputError(inputs[0], f"case ids given more than once: {duplicates}", "give each case once")
-    return found
-
-
 def _output_convention(files: CaseFiles | RawInput, settings: PredictConfig) -> LabelConvention:
     """``--labels``, else the input's own (raw input has none: BraTS 2021's 1/2/4, what the viewers expect)."""
     if settings.labels:
@@ -255,7 +225,7 @@ def predict_cohort(
     progress: bool = True,
 ) -> list[Path]:  # fmt: skip
     """Predict every case of ``inputs`` into ``out``; returns the mask paths (done before or now)."""
-    cases = cases_of(inputs, settings.prepare)
+    cases = inputs_of(inputs, settings.prepare)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if rank == 0:
         _claim_output(out, model, settings, overwrite)
@@ -270,19 +240,16 @@ def predict_cohort(
         masks.append(mask)
         if mask.exists() and not overwrite:
             continue
-        if isinstance(files, RawInput):
-            predict_raw(model, files, out, settings, _output_convention(files, settings))
-            continue
-        case = read_case(files)
-        reason = head_reason(case) if settings.prepare == "auto" else None
-        if reason:  # a head with skull, on one grid: prepared like any raw input
-            predict_raw(model, as_raw(files, reason), out, settings, _output_convention(files, settings))
+        convention = _output_convention(files, settings)
+        case = files if isinstance(files, RawInput) else read_or_raw(files, settings.prepare)
+        if isinstance(case, RawInput):  # a DICOM study, grids that disagree, a head with skull: prepared first
+            predict_raw(model, case, out, settings, convention)
             continue
         prediction = model.predict(case, settings, keep_probabilities=settings.save_probabilities)
         for extra in EXTRAS:  # an earlier run's, which these settings may not write again
             (out / f"{files.case_id}{extra}").unlink(missing_ok=True)
         _write_extras(out, case, prediction, settings)
-        write_label(mask, prediction.label, case, _output_convention(files, settings))  # the mask last: it marks done
+        write_label(mask, prediction.label, case, convention)  # the mask last: it marks done
     _barrier(world)
     if rank == 0:
         write_measurements(out, cases, settings)

@@ -33,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from glioseg.config import UploadLimits
 from glioseg.errors import InputError
 from glioseg.labels import CLASS_NAMES, STRUCTURE_NAMES, LabelConvention, convention_from_record
-from glioseg.layouts import MODALITIES, locate_case
+from glioseg.layouts import MODALITIES
 from glioseg.predict import read_case_index
 from glioseg.viewer.uploads import receive_upload
 
@@ -188,24 +188,19 @@ def segment_upload(model_loader: Callable[[], object], source: Path, max_voxels:
     segment it, write the viewer's files."""
 
     def work(job: Job) -> None:
-        from glioseg.cases import read_case
-        from glioseg.native import as_raw, dicom_input, head_reason, holds_dicom, raw_input_of
+        from glioseg.inputs import RawInput, inputs_of, read_or_raw
 
         job.stage = "reading the case"
-        files = None if source.is_dir() and holds_dicom(source) else locate_case(source)
-        raw = dicom_input(source, "auto") if files is None else raw_input_of(files, "auto")
-        if raw is None:
-            case = read_case(files, max_voxels)
-            reason = head_reason(case)
-            raw = as_raw(files, reason) if reason else None
+        [found] = inputs_of([source], "auto", datasets=False)
+        case = found if isinstance(found, RawInput) else read_or_raw(found, "auto", max_voxels)
         job.stage = "loading the model"
         model = model_loader()
-        if raw is not None:
-            segment_raw(job, model, raw)
+        if isinstance(case, RawInput):
+            segment_raw(job, model, case)
             return
         job.stage = "segmenting"
         prediction = model.predict(case)  # type: ignore[attr-defined]
-        write_view_files(job, case, prediction.label, files.convention)
+        write_view_files(job, case, prediction.label, case.convention)
 
     return work
 
