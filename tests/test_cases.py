@@ -7,7 +7,8 @@ import pytest
 from glioseg.cases import find_cases, read_case, write_label
 from glioseg.errors import InputError
 from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
-from glioseg.layouts import LAYOUTS, locate_case
+from glioseg.layouts import LAYOUTS, Layout, locate_case
+from glioseg.synth import write_cohort
 
 
 def test_same_cohort_reads_back_identically_in_every_layout(cohort_factory):
@@ -167,3 +168,20 @@ def test_not_a_case_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(InputError, match="no BraTS-named NIfTI files"):
         read_case(tmp_path)
+
+
+def test_a_new_case_folder_layout_is_one_record(monkeypatch, tmp_path):
+    """Adding a layout means adding its record to the registry: phantoms are written in it and read back."""
+    record = Layout("brats2030", "BraTS 2030", BRATS2023, "BraTS-X-{:04d}",
+                    {"FLAIR": "fl", "T1": "t1pre", "T1Gd": "t1post", "T2": "t2w", "label": "mask"}, ".")  # fmt: skip
+    monkeypatch.setitem(LAYOUTS, "brats2030", record)
+    write_cohort(tmp_path, 2, "brats2030", shape=(24, 24, 16))
+    assert sorted(p.name for p in (tmp_path / "BraTS-X-0001").iterdir()) == [
+        "BraTS-X-0001.fl.nii.gz", "BraTS-X-0001.mask.nii.gz", "BraTS-X-0001.t1post.nii.gz",
+        "BraTS-X-0001.t1pre.nii.gz", "BraTS-X-0001.t2w.nii.gz",
+    ]  # fmt: skip
+    cases = find_cases(tmp_path)
+    assert [(c.case_id, c.layout, c.convention) for c in cases] == [
+        ("BraTS-X-0001", "brats2030", BRATS2023), ("BraTS-X-0002", "brats2030", BRATS2023)
+    ]  # fmt: skip
+    assert read_case(cases[0]).label.any()

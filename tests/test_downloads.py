@@ -16,7 +16,11 @@ import pytest
 from conftest import glioseg_cli
 from glioseg.cases import find_cases, read_case
 from glioseg.labels import BRATS2021, BRATS2023, CORE, EDEMA, ENHANCING, MSD, RESECTION_CAVITY
-from glioseg.layouts import BRATS2021_SUFFIXES, BRATS2023_SUFFIXES, MODALITIES
+from glioseg.layouts import MODALITIES
+
+# The official file names, spelled here rather than taken from glioseg's registry, so the test checks the registry
+BRATS2021_SUFFIXES = {"FLAIR": "flair", "T1": "t1", "T1Gd": "t1ce", "T2": "t2"}
+BRATS2023_SUFFIXES = {"FLAIR": "t2f", "T1": "t1n", "T1Gd": "t1c", "T2": "t2w"}
 
 SAMPLE_CASES = ("Brats18_TCIA02_135_1", "Brats18_CBICA_ABM_1", "Brats18_2013_20_1")
 

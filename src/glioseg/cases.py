@@ -18,7 +18,7 @@ import numpy as np
 from glioseg.errors import InputError
 from glioseg.files import atomic_path
 from glioseg.labels import ENHANCING, RESECTION_CAVITY, LabelConvention, LabelValueError, present_values
-from glioseg.layouts import MODALITIES, CaseFiles, locate_case, scan_dataset
+from glioseg.layouts import LAYOUTS, MODALITIES, CaseFiles, locate_case, scan_dataset
 
 AFFINE_TOLERANCE = 1e-3
 """Largest difference allowed between two files' affine entries (mm, or unitless for rotations)."""
@@ -127,7 +127,7 @@ def grid_mismatch(reference: nib.Nifti1Image, other: nib.Nifti1Image) -> str | N
 
 def read_image(files: CaseFiles, max_voxels: int = MAX_VOXELS) -> tuple[np.ndarray, nib.Nifti1Image]:
     """The ``(4, X, Y, Z)`` float32 image of a case and the header image of its first file."""
-    if files.layout == "msd":
+    if LAYOUTS[files.layout].four_d:
         path = files.images[0]
         nifti = open_nifti(path, max_voxels)
         if len(nifti.shape) != 4 or nifti.shape[3] != len(MODALITIES):

@@ -25,6 +25,7 @@ from glioseg.config import (
     TrainConfig,
     UploadLimits,
 )
+from glioseg.layouts import LAYOUTS, describe_layouts
 
 app = typer.Typer(
     help="Brain tumour segmentation in multimodal MRI with a 3D U-Net.",
@@ -121,7 +122,9 @@ def reports_input_errors(command):
 def synth(
     out: Annotated[Path, typer.Argument(help="Dataset folder to create (or complete).")],
     cases: Annotated[int, typer.Option(min=1, help="Number of phantom cases.")] = 8,
-    layout: Annotated[str, typer.Option(help="msd | brats2021 | brats2023 | nnunet")] = "brats2021",
+    layout: Annotated[
+        typing.Literal[tuple(LAYOUTS)], typer.Option(help=f"Dataset layout: {describe_layouts()}.")
+    ] = "brats2021",
     seed: Annotated[int, typer.Option(help="Same seed, same cohort.")] = 0,
     shape: Annotated[tuple[int, int, int] | None, typer.Option(help="Grid X Y Z (default 240 240 155).")] = None,
     preview: Annotated[bool, typer.Option(help="Also write OUT/preview.png of the first case.")] = False,
@@ -130,11 +133,8 @@ def synth(
 
     Example: glioseg synth phantoms --cases 24 --shape 96 96 64 --layout msd --preview
     """
-    from glioseg.layouts import LAYOUTS
     from glioseg.synth import BRATS_SHAPE, make_phantom, write_cohort
 
-    if layout not in LAYOUTS:
-        raise typer.BadParameter(f"choose one of {', '.join(LAYOUTS)}", param_hint="--layout")
     grid = tuple(shape) if shape else BRATS_SHAPE
     ids = write_cohort(out, cases, layout, seed, grid, progress=True)  # type: ignore[arg-type]
     console.print(f"{len(ids)} phantom cases in {out} ({layout}, grid {grid}, seed {seed})")

@@ -1,4 +1,6 @@
-"""Where a case's files are, in each dataset layout users hold (names only; reading is io.py's job).
+"""Every dataset layout users hold, one record each (:data:`LAYOUTS`), and where a case's files are in them (names
+only; reading the voxels is :mod:`glioseg.cases`'s job). A new layout is a new record here: reading, ``glioseg
+check``, phantoms written in it (``glioseg synth --layout``) and the help text all read the registry.
 
 | layout    | images                                                   | label                      |
 | --------- | -------------------------------------------------------- | -------------------------- |
@@ -37,11 +39,7 @@ from glioseg.labels import (
 MODALITIES = ("FLAIR", "T1", "T1Gd", "T2")
 """Internal channel order of every image array."""
 
-LAYOUTS = ("msd", "brats2021", "brats2023", "nnunet")
 NIFTI_ENDINGS = (".nii.gz", ".nii")
-BRATS2021_SUFFIXES = {"FLAIR": "flair", "T1": "t1", "T1Gd": "t1ce", "T2": "t2", "label": "seg"}
-BRATS2023_SUFFIXES = {"FLAIR": "t2f", "T1": "t1n", "T1Gd": "t1c", "T2": "t2w", "label": "seg"}
-SEPARATORS = {"brats2021": "_", "brats2023": "-"}
 MISNAMED_LABEL = re.compile(r".*_segm$", re.IGNORECASE)
 """A label file named otherwise: BraTS 2020's ``BraTS20_Training_355/W39_1998.09.19_Segm.nii``, as released."""
 IMAGE_FOLDERS = ("imagesTr", "imagesTs")
@@ -57,6 +55,88 @@ NNUNET_CHANNEL_NAMES = {  # a dataset.json channel name (lower case) -> internal
     "t1ce": "T1Gd", "t1c": "T1Gd", "t1gd": "T1Gd", "t1-gd": "T1Gd", "t1_gd": "T1Gd",
     "t2": "T2", "t2w": "T2",
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One dataset layout: where a case's files are, how its labels are numbered, how its datasets name cases.
+
+    Attributes:
+        name: what ``CaseFiles.layout`` and ``glioseg synth --layout`` call it.
+        title: whose datasets these are, for help texts.
+        convention: how its label files number the compartments, unless dataset.json or ``--label-convention``
+            says otherwise.
+        case_id_format: a case name as the layout's own datasets spell it (phantoms are named so), from a number.
+        suffixes: case-folder layouts: each modality's (and the label's) file-name suffix; None for image folders.
+        separator: between the case name and the suffix.
+        channel_files: an image folder with one file per channel (``<case>_0000``) rather than one 4D file.
+    """
+
+    name: str
+    title: str
+    convention: LabelConvention
+    case_id_format: str
+    suffixes: dict[str, str] | None = None
+    separator: str = ""
+    channel_files: bool = False
+
+    @property
+    def case_folders(self) -> bool:
+        """One folder per case (BraTS), rather than ``imagesTr``/``labelsTr`` (MSD, nnU-Net)."""
+        return self.suffixes is not None
+
+    @property
+    def four_d(self) -> bool:
+        """The four modalities in one 4D file, channels last (MSD)."""
+        return not self.case_folders and not self.channel_files
+
+    def file_name(self, case_id: str, key: str, ending: str = ".nii.gz") -> str:
+        """A case-folder file's name: ``file_name("X", "T1Gd")`` -> ``"X_t1ce.nii.gz"`` in BraTS 2021."""
+        return f"{case_id}{self.separator}{self.suffixes[key]}{ending}"  # type: ignore[index]
+
+    def image_paths(self, root: Path, case_id: str) -> tuple[Path, ...]:
+        """Where a training case's images are written in dataset folder ``root``: FLAIR, T1, T1Gd, T2 (one 4D file
+        for MSD)."""
+        if self.case_folders:
+            return tuple(root / case_id / self.file_name(case_id, m) for m in MODALITIES)
+        if self.channel_files:
+            return tuple(root / IMAGE_FOLDERS[0] / f"{case_id}_{c:04d}.nii.gz" for c in range(len(MODALITIES)))
+        return (root / IMAGE_FOLDERS[0] / f"{case_id}.nii.gz",)
+
+    def label_path(self, root: Path, case_id: str) -> Path:
+        if self.case_folders:
+            return root / case_id / self.file_name(case_id, "label")
+        return root / IMAGE_FOLDERS[0].replace("images", "labels") / f"{case_id}.nii.gz"
+
+    def dataset_json(self, cases: int, name: str) -> dict | None:
+        """The ``dataset.json`` an image-folder dataset carries: channel order and label names (None: case folders)."""
+        if self.case_folders:
+            return None
+        labels = {"background": 0, "edema": 1, "non-enhancing tumor": 2, "enhancing tumour": 3}  # as MSD numbers them
+        if self.channel_files:  # nnU-Net v2
+            return {"name": name, "channel_names": dict(enumerate(MODALITIES)), "labels": labels,
+                    "numTraining": cases, "file_ending": ".nii.gz"}  # fmt: skip
+        return {"name": name, "tensorImageSize": "4D", "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
+                "labels": {str(value): label for label, value in labels.items()}, "numTraining": cases}  # fmt: skip
+
+
+LAYOUTS = {
+    layout.name: layout
+    for layout in (
+        Layout("msd", "MSD Task01", MSD, "BRATS_{:03d}"),
+        Layout("brats2021", "BraTS 2018-2021", BRATS2021,
+               "BraTS2021_{:05d}", {"FLAIR": "flair", "T1": "t1", "T1Gd": "t1ce", "T2": "t2", "label": "seg"}, "_"),
+        Layout("brats2023", "BraTS 2023+", BRATS2023,
+               "BraTS-GLI-{:05d}-000", {"FLAIR": "t2f", "T1": "t1n", "T1Gd": "t1c", "T2": "t2w", "label": "seg"}, "-"),
+        Layout("nnunet", "nnU-Net raw", MSD, "BraTS_{:05d}", channel_files=True),
+    )
+}  # fmt: skip
+"""The registry: every layout glioseg reads and writes."""
+
+
+def describe_layouts() -> str:
+    """``msd (MSD Task01), brats2021 (BraTS 2018-2021), ...``: for help texts."""
+    return ", ".join(f"{name} ({layout.title})" for name, layout in LAYOUTS.items())
 
 
 @dataclass(frozen=True)
@@ -127,52 +207,48 @@ def _is_metadata(path: Path) -> bool:
     return known and strip_nifti(name) is None and path.is_file()
 
 
-def _split(stem: str, layout: str) -> tuple[str, str] | None:
-    """``"Brats18_2013_2_1_t1ce"`` -> ``("Brats18_2013_2_1", "t1ce")`` (prefix, suffix), for a BraTS layout."""
-    separator = SEPARATORS[layout]
-    if separator not in stem:
+def case_folder_names() -> str:
+    """How case-folder layouts name files: ``<case>_flair/_t1/_t1ce/_t2.nii.gz or <case>-t2f/...``."""
+    return " or ".join(
+        "<case>" + "/".join(layout.separator + layout.suffixes[m] for m in MODALITIES) + ".nii.gz"
+        for layout in LAYOUTS.values()
+        if layout.suffixes
+    )
+
+
+def _split(stem: str, layout: Layout) -> tuple[str, str] | None:
+    """``"Brats18_2013_2_1_t1ce"`` -> ``("Brats18_2013_2_1", "t1ce")`` (prefix, suffix), in a case-folder layout."""
+    if layout.separator not in stem:
         return None
-    prefix, suffix = stem.rsplit(separator, 1)
+    prefix, suffix = stem.rsplit(layout.separator, 1)
     return prefix, suffix.lower()
 
 
-def _brats_case(folder: Path, layout: str) -> tuple[CaseFiles | None, list[Problem]]:
-    """Match a BraTS case folder's files by their modality suffix; one prefix, one file per modality."""
-    suffixes = BRATS2021_SUFFIXES if layout == "brats2021" else BRATS2023_SUFFIXES
+def _brats_case(folder: Path, layout: Layout) -> tuple[CaseFiles | None, list[Problem]]:
+    """Match a case folder's files by their modality suffix; one prefix, one file per modality."""
+    suffixes = layout.suffixes or {}
     by_suffix = {suffix: key for key, suffix in suffixes.items()}
-    separator = SEPARATORS[layout]
     found: dict[str, list[Path]] = {}
     prefixes: dict[str, set[str]] = {}
     problems = []
-    expected = f"a case folder holds <case>{separator}" + "/".join(suffixes.values()) + ".nii.gz only"
+
+    def problem(path: Path, what: str, fix: str) -> None:
+        problems.append(Problem(folder.name, path, what, fix))
+
+    expected = f"a case folder holds <case>{layout.separator}" + "/".join(suffixes.values()) + ".nii.gz only"
     for path in _visible_entries(folder):
         if path.name == PREPARE_RECORD and _is_dir(path):
             continue  # what glioseg prepare did to make this case
         stem = strip_nifti(path.name)
-        if stem is None:
-            if not _is_metadata(path):
-                problems.append(
-                    Problem(
-                        folder.name,
-                        path,
-                        f"unexpected file in a {layout} case folder",
-                        f"{expected}; move this file elsewhere",
-                    )
-                )
-            continue
-        parts = _split(stem, layout)
+        parts = _split(stem, layout) if stem is not None else None
         key = by_suffix.get(parts[1]) if parts else None
-        if key is None and MISNAMED_LABEL.match(stem):
+        if key is None and stem is not None and MISNAMED_LABEL.match(stem):
             key, parts = "label", None  # the release's own misnaming: a label, whatever its prefix
         if key is None:
-            problems.append(
-                Problem(
-                    folder.name,
-                    path,
-                    f"unexpected file in a {layout} case folder",
-                    f"{expected}; move this file elsewhere",
+            if stem is not None or not _is_metadata(path):
+                problem(
+                    path, f"unexpected file in a {layout.name} case folder", f"{expected}; move this file elsewhere"
                 )
-            )
             continue
         found.setdefault(key, []).append(path)
         if parts:
@@ -180,49 +256,32 @@ def _brats_case(folder: Path, layout: str) -> tuple[CaseFiles | None, list[Probl
     for key, paths in found.items():
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths)
-            problems.append(
-                Problem(
-                    folder.name,
-                    paths[1],
-                    f"{len(paths)} files for the {key} of one case ({names})",
-                    "keep one file per modality in a case folder",
-                )
-            )
+            problem(paths[1], f"{len(paths)} files for the {key} of one case ({names})",
+                    "keep one file per modality in a case folder")  # fmt: skip
     if len(prefixes) > 1:
         named = "; ".join(f"{prefix}: {', '.join(sorted(keys))}" for prefix, keys in sorted(prefixes.items()))
-        problems.append(
-            Problem(
-                folder.name,
-                folder,
-                f"files of more than one case in one folder ({named})",
-                "give each case its own folder, its files named <case>" + separator + "...",
-            )
-        )
-    missing = [m for m in MODALITIES if m not in found]
-    for modality in missing:
-        problems.append(
-            Problem(
-                folder.name,
-                folder / f"{folder.name}{separator}{suffixes[modality]}.nii.gz",
-                f"{modality} image missing",
-                "add the file, or remove the case from the dataset",
-            )
-        )
+        problem(folder, f"files of more than one case in one folder ({named})",
+                f"give each case its own folder, its files named <case>{layout.separator}...")  # fmt: skip
+    for modality in (m for m in MODALITIES if m not in found):
+        problem(folder / layout.file_name(folder.name, modality), f"{modality} image missing",
+                "add the file, or remove the case from the dataset")  # fmt: skip
     if problems:
         return None, problems
-    convention = BRATS2021 if layout == "brats2021" else BRATS2023
     images = tuple(found[m][0] for m in MODALITIES)
     label = found["label"][0] if "label" in found else None
-    return CaseFiles(folder.name, layout, images, label, convention), []
+    return CaseFiles(folder.name, layout.name, images, label, layout.convention), []
 
 
-def _brats_layout_of(folder: Path) -> str | None:
+def _brats_layout_of(folder: Path) -> Layout | None:
+    """The case-folder layout whose modality suffixes most of the folder's file names end with, if any."""
     stems = [(strip_nifti(p.name) or "").lower() for p in _visible_entries(folder) if not _is_dir(p)]
-    if any(s.endswith(("-t2f", "-t1n", "-t1c", "-t2w")) for s in stems):
-        return "brats2023"
-    if any(s.endswith(("_flair", "_t1", "_t1ce", "_t2")) for s in stems):
-        return "brats2021"
-    return None
+    named = {
+        name: sum(s.endswith(tuple(layout.separator + layout.suffixes[m] for m in MODALITIES)) for s in stems)
+        for name, layout in LAYOUTS.items()
+        if layout.suffixes
+    }
+    best = max(named, key=named.__getitem__)
+    return LAYOUTS[best] if named[best] else None
 
 
 def _read_dataset_json(root: Path) -> dict | None:
@@ -384,14 +443,8 @@ def _scan(root: Path, depth: int, override: LabelConvention | None) -> tuple[lis
             cases += found
             problems += found_problems
         else:
-            problems.append(
-                Problem(
-                    entry.name,
-                    entry,
-                    "no BraTS-named NIfTI files in this folder",
-                    "name files <case>_flair/_t1/_t1ce/_t2.nii.gz or <case>-t2f/-t1n/-t1c/-t2w.nii.gz",
-                )
-            )
+            problems.append(Problem(entry.name, entry, "no BraTS-named NIfTI files in this folder",
+                                    f"name files {case_folder_names()}"))  # fmt: skip
     return cases, problems
 
 
@@ -431,8 +484,8 @@ def locate_case(path: str | Path, label_convention: str | None = None) -> CaseFi
         layout = _brats_layout_of(path)
         if layout is None:
             raise InputError(path, "this folder holds no BraTS-named NIfTI files",
-                             "give a case folder (<case>_flair.nii.gz ... or <case>-t2f.nii.gz ...), "
-                             "a 4D image or an nnU-Net <case>_0000.nii.gz")  # fmt: skip
+                             f"give a case folder ({case_folder_names()}), a 4D image or an nnU-Net "
+                             "<case>_0000.nii.gz")  # fmt: skip
         case, problems = _brats_case(path, layout)
         if case is None:
             first = next((p for p in problems if "missing" in p.problem), problems[0])

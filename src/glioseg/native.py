@@ -28,10 +28,10 @@ from glioseg.config import PredictConfig
 from glioseg.files import atomic_path
 from glioseg.inputs import RawInput
 from glioseg.labels import LabelConvention
-from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD, locate_case
+from glioseg.layouts import MODALITIES, PREPARE_RECORD, locate_case
 from glioseg.metrics import volumes_ml
 from glioseg.postprocess import clean_label, label_from_probabilities
-from glioseg.prepare import NATIVE_REFERENCE, REFERENCE, prepare
+from glioseg.prepare import NATIVE_REFERENCE, PREPARED_LAYOUT, REFERENCE, prepare
 from glioseg.registration import RigidTransform, resample
 
 PREPARED_FOLDER = "prepared"
@@ -127,7 +127,7 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
                              model.config.model.head)  # fmt: skip
         labels[role] = clean_label(label, grids[role].spacing, settings.postprocess)
         if role != REFERENCE:
-            write_on_grid(out / f"{raw.case_id}_on_{BRATS2021_SUFFIXES[role]}.nii.gz", labels[role], grids[role],
+            write_on_grid(out / f"{raw.case_id}_on_{PREPARED_LAYOUT.suffixes[role]}.nii.gz", labels[role], grids[role],
                           convention)  # fmt: skip
     native_t1gd = nib.load(folder / PREPARE_RECORD / NATIVE_REFERENCE)
     _save_native_qc(out / f"{raw.case_id}_qc.png", native_t1gd, labels[REFERENCE], raw.case_id)

@@ -31,7 +31,7 @@ from glioseg.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.inference import ensemble_probabilities
 from glioseg.inputs import RawInput, inputs_of, read_or_raw
 from glioseg.labels import BRATS2021, CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
-from glioseg.layouts import CaseFiles
+from glioseg.layouts import LAYOUTS, CaseFiles
 from glioseg.measurements import measure_lesions, write_lesions
 from glioseg.metrics import volumes_ml
 from glioseg.model import UNet3D
@@ -337,7 +337,7 @@ def write_case_index(out: Path, cases: list[CaseFiles | RawInput], settings: Pre
 
 def case_source(files: CaseFiles) -> Path:
     """The path that names a case: its folder (BraTS layouts) or its first image file (MSD, nnU-Net)."""
-    return files.images[0].parent if files.layout.startswith("brats") else files.images[0]
+    return files.images[0].parent if LAYOUTS[files.layout].case_folders else files.images[0]
 
 
 def read_case_index(pred_dir: Path) -> list[dict]:

@@ -26,10 +26,12 @@ import nibabel as nib
 import numpy as np
 
 from glioseg.errors import InputError
-from glioseg.layouts import BRATS2021_SUFFIXES, MODALITIES, PREPARE_RECORD
+from glioseg.layouts import LAYOUTS, MODALITIES, PREPARE_RECORD
 from glioseg.registration import RigidTransform, register_rigid, resample
 
 REFERENCE = "T1Gd"
+PREPARED_LAYOUT = LAYOUTS["brats2021"]
+"""A prepared case is a BraTS 2018-2021 case folder (what ``glioseg predict`` and the viewer read)."""
 SPACING_MM = 1.0
 BRAIN_EXTRACTION = ("auto", "deepbet", "none")
 """auto: deepbet when the reference is not skull-stripped already (:data:`STRIPPED_MAX_ML`)."""
@@ -211,7 +213,7 @@ def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{case_id}-", dir=out))
     try:
         for role in MODALITIES:
-            nib.save(nib.Nifti1Image(volumes[role], affine), staging / f"{case_id}_{BRATS2021_SUFFIXES[role]}.nii.gz")
+            nib.save(nib.Nifti1Image(volumes[role], affine), staging / PREPARED_LAYOUT.file_name(case_id, role))
         record_folder = staging / PREPARE_RECORD
         (record_folder / "transforms").mkdir(parents=True)
         nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), record_folder / "brain_mask.nii.gz")

@@ -35,8 +35,8 @@ from scipy import ndimage
 from glioseg.errors import InputError
 from glioseg.files import atomic_path
 from glioseg.geometry import rotation_matrix, smooth_random_field
-from glioseg.labels import BRATS2021, BRATS2023, CORE, EDEMA, ENHANCING, MSD
-from glioseg.layouts import BRATS2021_SUFFIXES, BRATS2023_SUFFIXES, LAYOUTS, MODALITIES
+from glioseg.labels import CORE, EDEMA, ENHANCING
+from glioseg.layouts import LAYOUTS, MODALITIES, Layout
 
 BRATS_SHAPE = (240, 240, 155)
 TISSUES = ("CSF", "GM", "WM")
@@ -324,8 +324,8 @@ def _intensities(
     return image.round().clamp(0, 32767)
 
 
-def write_phantom(phantom: Phantom, out: Path, layout: str) -> None:
-    """Write one phantom in ``layout`` under dataset folder ``out`` (int16 images, uint8 labels)."""
+def write_phantom(phantom: Phantom, out: Path, layout: Layout) -> None:
+    """Write one phantom as a training case of dataset folder ``out`` in ``layout`` (int16 images, uint8 labels)."""
     header = nib.Nifti1Header()
     header.set_xyzt_units("mm", "sec")
 
@@ -336,62 +336,11 @@ def write_phantom(phantom: Phantom, out: Path, layout: str) -> None:
         with atomic_path(path) as temporary:
             nib.save(image, temporary)
 
-    if layout in ("brats2021", "brats2023"):
-        suffixes, separator, convention = (
-            (BRATS2021_SUFFIXES, "_", BRATS2021) if layout == "brats2021" else (BRATS2023_SUFFIXES, "-", BRATS2023)
-        )
-        folder = out / phantom.case_id
-        for channel, modality in enumerate(MODALITIES):
-            save(
-                phantom.image[channel],
-                folder / f"{phantom.case_id}{separator}{suffixes[modality]}.nii.gz",
-                np.int16,
-            )
-        save(
-            convention.from_internal(phantom.label),
-            folder / f"{phantom.case_id}{separator}seg.nii.gz",
-            np.uint8,
-        )
-    elif layout == "msd":
-        save(np.moveaxis(phantom.image, 0, -1), out / "imagesTr" / f"{phantom.case_id}.nii.gz", np.int16)
-        save(MSD.from_internal(phantom.label), out / "labelsTr" / f"{phantom.case_id}.nii.gz", np.uint8)
-    elif layout == "nnunet":
-        for channel in range(len(MODALITIES)):
-            save(phantom.image[channel], out / "imagesTr" / f"{phantom.case_id}_{channel:04d}.nii.gz", np.int16)
-        save(MSD.from_internal(phantom.label), out / "labelsTr" / f"{phantom.case_id}.nii.gz", np.uint8)
-    else:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-
-
-def case_id_for(layout: str, number: int) -> str:
-    """Case names as each layout's own datasets spell them."""
-    return {
-        "msd": f"BRATS_{number:03d}",
-        "brats2021": f"BraTS2021_{number:05d}",
-        "brats2023": f"BraTS-GLI-{number:05d}-000",
-        "nnunet": f"BraTS_{number:05d}",
-    }[layout]
-
-
-def dataset_json(layout: str, count: int) -> dict | None:
-    """The dataset.json MSD and nnU-Net raw datasets carry (None for BraTS folders)."""
-    if layout == "msd":
-        return {
-            "name": "glioseg phantoms",
-            "description": "Synthetic gliomas on MNI152 anatomy, made by glioseg",
-            "tensorImageSize": "4D",
-            "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
-            "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
-            "numTraining": count,
-        }
-    if layout == "nnunet":
-        return {
-            "channel_names": {"0": "FLAIR", "1": "T1", "2": "T1Gd", "3": "T2"},
-            "labels": {"background": 0, "edema": 1, "non-enhancing tumor": 2, "enhancing tumour": 3},
-            "numTraining": count,
-            "file_ending": ".nii.gz",
-        }
-    return None
+    paths = layout.image_paths(out, phantom.case_id)
+    volumes = [np.moveaxis(phantom.image, 0, -1)] if layout.four_d else list(phantom.image)
+    for volume, path in zip(volumes, paths, strict=True):
+        save(volume, path, np.int16)
+    save(layout.convention.from_internal(phantom.label), layout.label_path(out, phantom.case_id), np.uint8)
 
 
 def write_cohort(
@@ -402,35 +351,27 @@ def write_cohort(
     shape: tuple[int, int, int] = BRATS_SHAPE,
     progress: bool = False,
 ) -> list[str]:
-    """Generate ``cases`` phantoms into dataset folder ``out``; cases already written are kept.
+    """Generate ``cases`` phantoms into dataset folder ``out`` in ``layout`` (a name in ``layouts.LAYOUTS``), named
+    as that layout's datasets name cases; cases already written are kept (the label is written last).
 
     Returns:
         The case ids, in order.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-    out = Path(out)
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    record, out = LAYOUTS[layout], Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = dataset_json(layout, cases)
+    meta = record.dataset_json(cases, "glioseg phantoms")
     if meta:
         with atomic_path(out / "dataset.json") as temporary:
             temporary.write_text(json.dumps(meta, indent=2))
-    ids = [case_id_for(layout, number + 1) for number in range(cases)]
+    ids = [record.case_id_format.format(number + 1) for number in range(cases)]
     from rich.progress import track
 
     for index in track(range(cases), description="phantoms", disable=not progress):
-        if _already_written(out, layout, ids[index]):
-            continue
-        write_phantom(make_phantom(index, seed, shape, ids[index]), out, layout)
+        if not record.label_path(out, ids[index]).exists():
+            write_phantom(make_phantom(index, seed, shape, ids[index]), out, record)
     return ids
-
-
-def _already_written(out: Path, layout: str, case_id: str) -> bool:
-    """True once a case's label exists: the label is written last, each file atomically."""
-    if layout in ("brats2021", "brats2023"):
-        separator = "_" if layout == "brats2021" else "-"
-        return (out / case_id / f"{case_id}{separator}seg.nii.gz").exists()
-    return (out / "labelsTr" / f"{case_id}.nii.gz").exists()
 
 
 def write_followup(
@@ -484,18 +425,15 @@ def write_followup(
     motion.SetRotation(*(float(np.radians(a)) for a in rotation_degrees))
     motion.SetTranslation(tuple(float(t) for t in translation_mm))
     moved = RigidTransform(motion, 0.0, 0.0, 0.0)
-    case_id = f"{case.case_id}_followup"
-    folder = Path(out) / case_id
-    folder.mkdir(parents=True, exist_ok=True)
+    case_id, written = f"{case.case_id}_followup", LAYOUTS["brats2021"]
     shape = label.shape
-    for channel, modality in enumerate(MODALITIES):
-        suffix = BRATS2021_SUFFIXES[modality]
+    for channel, path in enumerate(written.image_paths(Path(out), case_id)):
         volume = resample(image[channel], case.affine, shape, case.affine, moved, labels=False).astype(np.float32)
-        with atomic_path(folder / f"{case_id}_{suffix}.nii.gz") as temporary:
+        with atomic_path(path) as temporary:
             nib.save(nib.Nifti1Image(volume, case.affine, case.header), temporary)
     moved_label = resample(label, case.affine, shape, case.affine, moved, labels=True)
-    with atomic_path(folder / f"{case_id}_seg.nii.gz") as temporary:
-        nib.save(nib.Nifti1Image(BRATS2021.from_internal(moved_label), case.affine, case.header), temporary)
+    with atomic_path(written.label_path(Path(out), case_id)) as temporary:
+        nib.save(nib.Nifti1Image(written.convention.from_internal(moved_label), case.affine, case.header), temporary)
     record = {
         "case": case_id, "from": str(case_path), "grow_voxels": grow_voxels,
         "new_lesion_radius_mm": new_lesion_radius_mm, "rotation_degrees": list(rotation_degrees),
