@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from glioseg.config import ModelConfig
-from glioseg.model import UNet3D
+from glioseg.errors import InputError
+from glioseg.model import UNet3D, build_network, divisor
 
 CONFIGS = [
     ModelConfig(width=4, depth=2),
@@ -69,3 +70,13 @@ def test_each_decoder_level_receives_its_encoder_output_as_skip():
     model.decoders[-1].register_forward_pre_hook(drop_skip)  # the full-resolution skip only
     with torch.no_grad():
         assert not torch.allclose(model(x), reference, atol=1e-4)
+
+
+def test_the_builder_loads_weights_that_fit_and_names_the_file_of_those_that_do_not(tmp_path):
+    trained = build_network(ModelConfig(width=4, depth=3))
+    copy = build_network(ModelConfig(width=4, depth=3), trained.state_dict(), tmp_path / "a.pt")
+    assert all(torch.equal(a, b) for a, b in zip(copy.state_dict().values(), trained.state_dict().values()))
+    with pytest.raises(InputError, match="do not fit") as refused:
+        build_network(ModelConfig(width=8, depth=3), trained.state_dict(), tmp_path / "a.pt")
+    assert refused.value.path == tmp_path / "a.pt"
+    assert divisor(ModelConfig(depth=3)) == build_network(ModelConfig(depth=3)).divisor == 4

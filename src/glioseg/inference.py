@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from glioseg.model import UNet3D
+from glioseg.model import Network
 
 MIRRORS = [()] + [dims for n in (1, 2, 3) for dims in itertools.combinations((2, 3, 4), n)]
 """The 8 combinations of flips over the spatial axes of a ``(B, C, X, Y, Z)`` tensor."""
@@ -73,7 +73,7 @@ def sliding_window(image: torch.Tensor, patch: Sequence[int], overlap: float, pr
 
 @torch.inference_mode()
 def window_probabilities(
-    model: UNet3D,
+    model: Network,
     image: torch.Tensor,
     patch: tuple[int, int, int],
     overlap: float,
@@ -99,7 +99,7 @@ def window_probabilities(
 
 
 def ensemble_probabilities(
-    models: Sequence[UNet3D],
+    models: Sequence[Network],
     image: np.ndarray | torch.Tensor,
     patch: tuple[int, int, int],
     overlap: float,

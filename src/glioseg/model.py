@@ -3,10 +3,29 @@ connections; with instance norm and leaky ReLU (as nnU-Net found to train well),
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 import torch
 from torch import nn
 
 from glioseg.config import ModelConfig
+from glioseg.errors import InputError
+
+
+def divisor(config: ModelConfig) -> int:
+    """Input sizes must be multiples of this: the U-Net halves them ``depth - 1`` times."""
+    return 2 ** (config.depth - 1)
+
+
+class Network(Protocol):
+    """What prediction runs: a :class:`UNet3D`, or an exported one that ONNX Runtime runs (``onnx_engine``)."""
+
+    config: ModelConfig
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...  # (B, 4, X, Y, Z) -> (B, C, X, Y, Z) logits
+
+    def eval(self) -> Network: ...
 
 
 class ConvBlock(nn.Sequential):
@@ -55,7 +74,7 @@ class UNet3D(nn.Module):
     @property
     def divisor(self) -> int:
         """Input sizes must be multiples of this."""
-        return 2 ** (self.config.depth - 1)
+        return divisor(self.config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         skips = []
@@ -71,3 +90,20 @@ class UNet3D(nn.Module):
             # full resolution first, then each coarser decoder level
             return [head(features) for head, features in zip(reversed(self.heads), reversed(outputs))]
         return self.heads[-1](outputs[-1])  # (B, C, X, Y, Z)
+
+
+def build_network(config: ModelConfig, weights: dict[str, torch.Tensor] | None = None,
+                  source: Path | None = None) -> UNet3D:  # fmt: skip
+    """The one place a network is made: fresh (to train), or holding ``weights`` (a checkpoint's, from ``source``).
+
+    Raises:
+        InputError: weights that do not fit ``config`` (naming ``source``).
+    """
+    network = UNet3D(config)
+    if weights is not None:
+        try:
+            network.load_state_dict(weights)
+        except RuntimeError as error:
+            raise InputError(source or "weights", f"weights do not fit the saved config ({str(error)[:200]})",
+                             "retrain, or give the checkpoint its config came with") from None  # fmt: skip
+    return network

@@ -34,7 +34,7 @@ def export_onnx(network: UNet3D, path: Path, patch: tuple[int, int, int]) -> Pat
 
 
 class OnnxNetwork:
-    """An exported network run by ONNX Runtime, called like the :class:`UNet3D` it came from."""
+    """An exported network run by ONNX Runtime, called like the :class:`UNet3D` it came from (a ``model.Network``)."""
 
     def __init__(self, path: Path, config: ModelConfig, threads: int | None = None) -> None:
         try:

@@ -34,7 +34,7 @@ from glioseg.labels import BRATS2021, CONVENTIONS, STRUCTURE_NAMES, LabelConvent
 from glioseg.layouts import LAYOUTS, CaseFiles
 from glioseg.measurements import measure_lesions, write_lesions
 from glioseg.metrics import volumes_ml
-from glioseg.model import UNet3D
+from glioseg.model import Network, build_network, divisor
 from glioseg.native import PREPARED_FOLDER, predict_raw
 from glioseg.postprocess import (
     clean_label,
@@ -91,7 +91,7 @@ class _Stopwatch:
 class Model:
     """Trained networks (one per run; several runs ensemble) sharing one configuration."""
 
-    networks: list[UNet3D]
+    networks: list[Network]
     config: RunConfig
     device: torch.device
     sources: list[Path]
@@ -143,9 +143,9 @@ class Model:
         """The sliding window for a network-grid ``shape``: multiples of the U-Net's divisor."""
         if window is None:
             return self.config.train.patch
-        divisor = 2 ** (self.config.model.depth - 1)
+        multiple = divisor(self.config.model)
         sizes = shape if window == "whole" else window
-        return tuple(-(-int(n) // divisor) * divisor for n in sizes)  # type: ignore[return-value]
+        return tuple(-(-int(n) // multiple) * multiple for n in sizes)  # type: ignore[return-value]
 
     def fingerprint(self) -> str:
         """Identifies the weights and settings (for resuming a cohort with the same model only)."""
@@ -194,11 +194,7 @@ def load_model(runs: str | Path | list[str | Path] | None = None, device: str = 
             raise InputError(path, "this run's model or preprocessing differs from the first run's",
                              "ensemble only folds trained with the same settings")  # fmt: skip
         config = config or run_config
-        network = UNet3D(run_config.model)
-        try:
-            network.load_state_dict(state["model"])
-        except RuntimeError as error:
-            raise InputError(path, f"weights do not fit the saved config ({str(error)[:200]})", "retrain") from None
+        network = build_network(run_config.model, state["model"], path)
         networks.append(network.to(torch_device).eval() if engine == "torch" else _onnx_network(path, run_config))
     return Model(networks, config, torch_device, paths)  # type: ignore[arg-type]
 

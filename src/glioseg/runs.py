@@ -18,7 +18,7 @@ import torch
 from glioseg.config import RunConfig
 from glioseg.errors import InputError
 from glioseg.files import atomic_path
-from glioseg.model import UNet3D
+from glioseg.model import build_network
 
 CHECKPOINT_VERSION = 1
 
@@ -65,8 +65,7 @@ def export_weights(run: Path, out: Path, onnx: bool = False) -> list[Path]:
     from glioseg.onnx_engine import export_onnx
 
     config = RunConfig.from_dict(state["config"])
-    network = UNet3D(config.model)
-    network.load_state_dict(state["model"])
+    network = build_network(config.model, state["model"], checkpoint_path(run))
     return [out, export_onnx(network, out.with_suffix(".onnx"), config.train.patch)]
 
 

@@ -29,12 +29,13 @@ from glioseg.inference import ensemble_probabilities
 from glioseg.labels import CLASS_NAMES, REGIONS
 from glioseg.losses import deep_supervision_loss, make_loss
 from glioseg.metrics import case_metrics
-from glioseg.model import UNet3D
+from glioseg.model import UNet3D, build_network, divisor
 from glioseg.postprocess import clean_label, label_from_probabilities
 from glioseg.preprocess import CachedCase, cache_dataset
 from glioseg.runs import (
     CHECKPOINT_VERSION,
     append_history,
+    checkpoint_path,
     load_checkpoint,
     read_history,
     save_checkpoint,
@@ -176,10 +177,10 @@ def check_run_config(config: RunConfig) -> None:
     if (model.head == "classes") != (settings.loss == "dice_ce"):
         raise InputError("--loss", f"{settings.loss} does not go with the {model.head} head",
                          "use --loss dice or dice_bce with --head regions, dice_ce with --head classes")  # fmt: skip
-    divisor = 2 ** (model.depth - 1)
-    if any(size % divisor for size in settings.patch):
-        raise InputError("--patch", f"{settings.patch} is not a multiple of {divisor} (2**(depth-1)) on every axis",
-                         f"give sizes such as {divisor * max(1, 64 // divisor)}")  # fmt: skip
+    multiple = divisor(model)
+    if any(size % multiple for size in settings.patch):
+        raise InputError("--patch", f"{settings.patch} is not a multiple of {multiple} (2**(depth-1)) on every axis",
+                         f"give sizes such as {multiple * max(1, 64 // multiple)}")  # fmt: skip
     if settings.fold is not None and not 0 <= settings.fold < settings.folds:
         raise InputError("--fold", f"fold {settings.fold} does not exist with --folds {settings.folds}",
                          f"give 0 to {settings.folds - 1}, or all")  # fmt: skip
@@ -259,7 +260,7 @@ def train(
     val_cases = [by_id[i] for i in fold["val"] if i in by_id]
 
     torch.manual_seed(config.train.seed)
-    model = UNet3D(config.model).to(torch_device)
+    model = build_network(config.model).to(torch_device)
     optimizer = make_optimizer(model, config)
     total_steps = config.train.epochs * config.train.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: poly_lr(step, total_steps))
@@ -358,8 +359,7 @@ def train(
 
 def load_pretrained(model: UNet3D, source: Path) -> None:
     """Fine-tune from another run (or checkpoint): copy every weight whose name and shape match."""
-    path = source / "best.pt" if source.is_dir() and (source / "best.pt").exists() else source
-    path = path / "last.pt" if path.is_dir() else path
+    path = checkpoint_path(source)
     weights = load_checkpoint(path)["model"]
     own = model.state_dict()
     matching = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
