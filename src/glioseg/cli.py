@@ -295,6 +295,7 @@ def prepare(
     """
     from glioseg.dicom import parse_choices
     from glioseg.prepare import prepare as run_prepare
+    from glioseg.prepared import PreparedFiles
 
     files = {"FLAIR": flair, "T1": t1, "T1Gd": t1gd, "T2": t2}
     given = {role: path for role, path in files.items() if path is not None}
@@ -305,7 +306,7 @@ def prepare(
         raise typer.BadParameter(f"give a DICOM study folder, or all four NIfTI files (missing {missing})")
     inputs = study if study is not None else given
     prepared = run_prepare(inputs, out, case_id, parse_choices(choose or []), brain_extraction)  # type: ignore[arg-type]
-    qc = prepared.folder / "prepare" / "qc.png"
+    qc = PreparedFiles(prepared.folder).qc
     console.print(f"prepared case: {prepared.folder}, brain {prepared.brain_ml:.0f} mL; QC picture: {qc}")
 
 

@@ -15,7 +15,6 @@ report and the viewer overlay on it).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +27,11 @@ from glioseg.config import PredictConfig
 from glioseg.files import atomic_path
 from glioseg.inputs import RawInput
 from glioseg.labels import LabelConvention
-from glioseg.layouts import MODALITIES, PREPARE_RECORD, locate_case
+from glioseg.layouts import MODALITIES, locate_case
 from glioseg.metrics import volumes_ml
 from glioseg.postprocess import clean_label, label_from_probabilities
-from glioseg.prepare import NATIVE_REFERENCE, PREPARED_LAYOUT, REFERENCE, prepare
+from glioseg.prepare import PREPARED_LAYOUT, REFERENCE, prepare
+from glioseg.prepared import PreparedFiles, PrepareRecord
 from glioseg.registration import RigidTransform, resample
 
 PREPARED_FOLDER = "prepared"
@@ -56,26 +56,25 @@ class Grid:
         return tuple(float(z) for z in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
 
 
-def native_grids(folder: Path) -> dict[str, Grid]:
+def native_grids(files: PreparedFiles) -> dict[str, Grid]:
     """Every sequence's native grid, from a prepared case's record (the T1Gd's from its kept image's header)."""
-    record = json.loads((folder / PREPARE_RECORD / "prepare.json").read_text())
     grids = {}
-    for role, grid in record["native_grids"].items():
+    for role, grid in PrepareRecord.read(files).native_grids.items():
         header = nib.Nifti1Header()
         header.set_data_shape(grid["shape"])
         header.set_sform(np.array(grid["affine"]), 1)
         header.set_qform(np.array(grid["affine"]), 1)
         grids[role] = Grid(header)
-    grids[REFERENCE] = Grid(nib.load(folder / PREPARE_RECORD / NATIVE_REFERENCE).header)
+    grids[REFERENCE] = Grid(nib.load(files.native_reference).header)
     return grids
 
 
-def motion_onto(folder: Path, role: str) -> RigidTransform:
+def motion_onto(files: PreparedFiles, role: str) -> RigidTransform:
     """Carries a sequence's native points onto the prepared (T1Gd) grid's: what resampling onto the native grid
     needs (the inverse of the registration's reference -> input transform; identity for the T1Gd)."""
     import SimpleITK as sitk
 
-    found = sitk.ReadTransform(str(folder / PREPARE_RECORD / "transforms" / f"{role}.tfm"))
+    found = sitk.ReadTransform(str(files.transform(role)))
     return RigidTransform(found if role == REFERENCE else found.GetInverse(), 0.0, 0.0, 0.0)
 
 
@@ -116,26 +115,27 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
     if not folder.exists():
         prepare(raw.nifti if raw.nifti is not None else raw.source, out / PREPARED_FOLDER, raw.case_id,
                 settings_choices(settings))  # fmt: skip
+    files = PreparedFiles(folder)
     case = read_case(locate_case(folder))
     prediction = model.predict(case, settings, keep_probabilities=True)
     write_label(out / PREPARED_FOLDER / f"{raw.case_id}.nii.gz", prediction.label, case, convention)
-    grids = native_grids(folder)
+    grids = native_grids(files)
     roles = MODALITIES if settings.native_grids == "all" else (REFERENCE,)
     labels = {}
     for role in roles:
-        label = native_label(prediction.probabilities, case.affine, grids[role], motion_onto(folder, role),
+        label = native_label(prediction.probabilities, case.affine, grids[role], motion_onto(files, role),
                              model.config.model.head)  # fmt: skip
         labels[role] = clean_label(label, grids[role].spacing, settings.postprocess)
         if role != REFERENCE:
             write_on_grid(out / f"{raw.case_id}_on_{PREPARED_LAYOUT.suffixes[role]}.nii.gz", labels[role], grids[role],
                           convention)  # fmt: skip
-    native_t1gd = nib.load(folder / PREPARE_RECORD / NATIVE_REFERENCE)
+    native_t1gd = nib.load(files.native_reference)
     _save_native_qc(out / f"{raw.case_id}_qc.png", native_t1gd, labels[REFERENCE], raw.case_id)
     if raw.nifti is None:
         from glioseg.dicom_seg import write_dicom_seg
 
         if not write_dicom_seg(out / f"{raw.case_id}_seg.dcm", labels[REFERENCE], grids[REFERENCE].affine,
-                               reference_series_files(folder)):  # fmt: skip
+                               reference_series_files(files)):  # fmt: skip
             print(f"{raw.case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment)", file=sys.stderr)
     native_mask = write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
     return RawPrediction(case, prediction.label, native_mask, volumes_ml(labels[REFERENCE], grids[REFERENCE].spacing))
@@ -147,10 +147,9 @@ def settings_choices(settings: PredictConfig) -> dict[str, str]:
     return parse_choices(list(settings.series))
 
 
-def reference_series_files(folder: Path) -> tuple[Path, ...]:
+def reference_series_files(files: PreparedFiles) -> tuple[Path, ...]:
     """The files of the T1Gd series prepare chose (``prepare.json`` records them), which the DICOM SEG references."""
-    record = json.loads((folder / PREPARE_RECORD / "prepare.json").read_text())
-    return tuple(Path(path) for path in record["sources"][REFERENCE]["files"])
+    return tuple(Path(path) for path in PrepareRecord.read(files).sources[REFERENCE]["files"])
 
 
 def _save_native_qc(path: Path, native_t1gd: nib.Nifti1Image, label: np.ndarray, case_id: str) -> None:

@@ -7,15 +7,13 @@ dcm2niix (its registry wheel: the converter the field checks its DICOM against);
 registered rigidly onto it by mutual information (:mod:`glioseg.registration`) and resampled there; the brain
 extracted by deepbet (MIT, weights inside its wheel; optional extra ``glioseg[prepare]``) from the registered T1,
 or not at all for input already skull-stripped. Writes ``OUT/<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` (the BraTS
-2021 layout, which ``glioseg predict`` reads) and beside them ``prepare/``: ``brain_mask.nii.gz``,
-``transforms/<sequence>.tfm`` (reference -> input, ITK's convention), ``native_t1gd.nii.gz`` (the T1Gd as it came),
-``prepare.json`` (with every input's native grid) and ``qc.png``. The case folder appears whole or not at all.
+2021 layout, which ``glioseg predict`` reads) and beside them ``prepare/`` (:mod:`glioseg.prepared`: the record,
+transforms, the T1Gd as it came, brain mask, QC picture). The case folder appears whole or not at all.
 ``glioseg predict`` prepares raw input itself and maps its masks back (:mod:`glioseg.native`).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +24,8 @@ import nibabel as nib
 import numpy as np
 
 from glioseg.errors import InputError
-from glioseg.layouts import LAYOUTS, MODALITIES, PREPARE_RECORD
+from glioseg.layouts import LAYOUTS, MODALITIES
+from glioseg.prepared import PreparedFiles, PrepareRecord
 from glioseg.registration import RigidTransform, register_rigid, resample
 
 REFERENCE = "T1Gd"
@@ -35,8 +34,6 @@ PREPARED_LAYOUT = LAYOUTS["brats2021"]
 SPACING_MM = 1.0
 BRAIN_EXTRACTION = ("auto", "deepbet", "none")
 """auto: deepbet when the reference is not skull-stripped already (:data:`STRIPPED_MAX_ML`)."""
-NATIVE_REFERENCE = "native_t1gd.nii.gz"
-"""The T1Gd as it came (dcm2niix's conversion of a DICOM series), kept in ``prepare/``: masks go back onto its grid."""
 STRIPPED_MAX_ML = 2000.0
 """Input whose reference has at most this volume of non-zero voxels is taken as skull-stripped: a brain is 1000-1800
 mL (the BraTS sample: 1200-1700), a head with its skull, scalp and neck (and the scanner's background noise) far
@@ -159,6 +156,33 @@ def brain_mask(t1: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.asarray(mask.dataobj) > 0
 
 
+@dataclass(frozen=True)
+class Registered:
+    """The four sequences on the reference's 1 mm grid (``volumes``, in BraTS's voxel order, ``affine``), brain
+    extracted or not (``mask``: the brain), and how each was moved there."""
+
+    volumes: dict[str, np.ndarray]
+    affine: np.ndarray
+    mask: np.ndarray
+    motions: dict[str, RigidTransform]
+
+
+def register_sequences(canonical: dict[str, nib.Nifti1Image]) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """The reference resampled to 1 mm, the others registered rigidly onto it and resampled there (cubic B-spline):
+    ``(volumes, affine, motions)``."""
+    shape, affine = reference_grid(canonical[REFERENCE])
+    identity = _identity()
+    reference = np.asarray(canonical[REFERENCE].dataobj, dtype=np.float32)
+    volumes = {REFERENCE: resample(reference, canonical[REFERENCE].affine, shape, affine, identity, labels=False,
+                                   sharp=True)}  # fmt: skip
+    motions = {REFERENCE: identity}
+    for role in (r for r in MODALITIES if r != REFERENCE):
+        data = np.asarray(canonical[role].dataobj, dtype=np.float32)
+        motions[role] = register_rigid(volumes[REFERENCE], affine, data, canonical[role].affine)
+        volumes[role] = resample(data, canonical[role].affine, shape, affine, motions[role], labels=False, sharp=True)
+    return volumes, affine, motions
+
+
 def prepare_case(
     images: dict[str, nib.Nifti1Image], out: Path, case_id: str, brain_extraction: str = "auto",
     sources: dict | None = None,
@@ -166,31 +190,26 @@ def prepare_case(
     """Put four raw sequences onto the T1Gd's 1 mm grid, registered, brain extracted; write the case folder.
     ``sources`` (where each sequence came from) goes into ``prepare.json`` as it is."""
     canonical = {role: nib.as_closest_canonical(images[role]) for role in MODALITIES}
-    shape, affine = reference_grid(canonical[REFERENCE])
-    identity = _identity()
-    reference_data = np.asarray(canonical[REFERENCE].dataobj, dtype=np.float32)
-    volumes = {
-        REFERENCE: resample(
-            reference_data, canonical[REFERENCE].affine, shape, affine, identity, labels=False, sharp=True
-        )
-    }
-    motions = {REFERENCE: identity}
-    for role in MODALITIES:
-        if role == REFERENCE:
-            continue
-        data = np.asarray(canonical[role].dataobj, dtype=np.float32)
-        motions[role] = register_rigid(volumes[REFERENCE], affine, data, canonical[role].affine)
-        volumes[role] = resample(data, canonical[role].affine, shape, affine, motions[role], labels=False, sharp=True)
+    volumes, affine, motions = register_sequences(canonical)
     stripped = looks_skull_stripped(canonical[REFERENCE])
-    use_bet = brain_extraction == "deepbet" or (brain_extraction == "auto" and not stripped)
-    if use_bet:
+    extracted = brain_extraction == "deepbet" or (brain_extraction == "auto" and not stripped)
+    if extracted:
         mask = brain_mask(volumes["T1"], affine)
-        for role in MODALITIES:
-            volumes[role] = np.where(mask, volumes[role], 0).astype(np.float32)
+        volumes = {role: np.where(mask, volume, 0).astype(np.float32) for role, volume in volumes.items()}
     else:  # kept as it is: the brain is what the input kept (none is lost)
         mask = volumes[REFERENCE] > 0
     brain_ml = float(mask.sum()) * SPACING_MM**3 / 1000
-    _write(out, case_id, volumes, affine, mask, motions, brain_ml, stripped, use_bet, images, sources or {})
+    record = PrepareRecord(
+        case=case_id, reference=REFERENCE, spacing_mm=SPACING_MM, shape=list(mask.shape),
+        input_skull_stripped=stripped, brain_extracted=extracted, brain_ml=round(brain_ml, 1),
+        registration={role: {"rotation_degrees": round(m.rotation_degrees, 2),
+                             "translation_mm": round(m.translation_mm, 2)}
+                      for role, m in motions.items() if role != REFERENCE},
+        native_grids={role: {"shape": list(image.shape[:3]), "affine": image.affine.tolist()}
+                      for role, image in images.items()},
+        sources=sources or {},
+    )  # fmt: skip
+    _write(out, Registered(volumes, affine, mask, motions), record, images[REFERENCE])
     return Prepared(out / case_id, motions, brain_ml)
 
 
@@ -200,40 +219,30 @@ def _identity() -> RigidTransform:
     return RigidTransform(sitk.Euler3DTransform(), 0.0, 0.0, 0.0)
 
 
-def _write(out: Path, case_id: str, volumes: dict, affine: np.ndarray, mask: np.ndarray, motions: dict,
-           brain_ml: float, stripped: bool, extracted: bool, native: dict[str, nib.Nifti1Image],
-           sources: dict) -> None:  # fmt: skip
+def _write(out: Path, registered: Registered, record: PrepareRecord, native_reference: nib.Nifti1Image) -> None:
     """Everything into a temporary folder beside the target, then one rename: whole or not at all."""
     import SimpleITK as sitk
 
     from glioseg.figures import save_case_preview
 
     out.mkdir(parents=True, exist_ok=True)
-    target = out / case_id
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{case_id}-", dir=out))
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{record.case}-", dir=out))
+    files = PreparedFiles(staging)
     try:
         for role in MODALITIES:
-            nib.save(nib.Nifti1Image(volumes[role], affine), staging / PREPARED_LAYOUT.file_name(case_id, role))
-        record_folder = staging / PREPARE_RECORD
-        (record_folder / "transforms").mkdir(parents=True)
-        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), record_folder / "brain_mask.nii.gz")
-        for role, motion in motions.items():
-            sitk.WriteTransform(motion.transform, str(record_folder / "transforms" / f"{role}.tfm"))
-        record = {"case": case_id, "reference": REFERENCE, "spacing_mm": SPACING_MM, "shape": list(mask.shape),
-                  "input_skull_stripped": stripped, "brain_extracted": extracted, "brain_ml": round(brain_ml, 1),
-                  "registration": {role: {"rotation_degrees": round(m.rotation_degrees, 2),
-                                          "translation_mm": round(m.translation_mm, 2)}
-                                   for role, m in motions.items() if role != REFERENCE}}  # fmt: skip
-        record["native_grids"] = {role: {"shape": list(image.shape[:3]), "affine": image.affine.tolist()}
-                                  for role, image in native.items()}  # fmt: skip
-        record["sources"] = sources
-        (record_folder / "prepare.json").write_text(json.dumps(record, indent=1))
-        nib.save(native[REFERENCE], record_folder / NATIVE_REFERENCE)  # the grid masks go back to, and its QC image
-        image = np.stack([volumes[role] for role in MODALITIES])
-        shown = mask.astype(np.uint8) if extracted else None  # the mask over the images where it was made here
-        title = f"{case_id}: brain mask" if extracted else case_id
-        save_case_preview(image, shown, record_folder / "qc.png", title, affine)
-        staging.rename(target)
+            nib.save(nib.Nifti1Image(registered.volumes[role], registered.affine),
+                     staging / PREPARED_LAYOUT.file_name(record.case, role))  # fmt: skip
+        files.transform(REFERENCE).parent.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(registered.mask.astype(np.uint8), registered.affine), files.brain_mask)
+        for role, motion in registered.motions.items():
+            sitk.WriteTransform(motion.transform, str(files.transform(role)))
+        record.write(files)
+        nib.save(native_reference, files.native_reference)
+        image = np.stack([registered.volumes[role] for role in MODALITIES])
+        shown = registered.mask.astype(np.uint8) if record.brain_extracted else None  # the mask where made here
+        title = f"{record.case}: brain mask" if record.brain_extracted else record.case
+        save_case_preview(image, shown, files.qc, title, registered.affine)
+        staging.rename(out / record.case)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
