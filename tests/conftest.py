@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from glioseg.config import CohortConfig
 from glioseg.synth import write_cohort
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def cohort_factory(tmp_path_factory):
         key = (layout, cases, seed, tuple(shape))
         if key not in made:
             folder = tmp_path_factory.mktemp(f"{layout}-{cases}-{seed}")
-            write_cohort(folder, cases, layout, seed, tuple(shape))
+            write_cohort(folder, CohortConfig(cases, layout, seed, tuple(shape)))
             made[key] = folder
         return made[key]
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from glioseg.cases import find_cases, read_case, write_label
+from glioseg.config import CohortConfig
 from glioseg.errors import InputError
 from glioseg.labels import BRATS2021, BRATS2023, ENHANCING, MSD
 from glioseg.layouts import LAYOUTS, Layout, locate_case
@@ -175,7 +176,7 @@ def test_a_new_case_folder_layout_is_one_record(monkeypatch, tmp_path):
     record = Layout("brats2030", "BraTS 2030", BRATS2023, "BraTS-X-{:04d}",
                     {"FLAIR": "fl", "T1": "t1pre", "T1Gd": "t1post", "T2": "t2w", "label": "mask"}, ".")  # fmt: skip
     monkeypatch.setitem(LAYOUTS, "brats2030", record)
-    write_cohort(tmp_path, 2, "brats2030", shape=(24, 24, 16))
+    write_cohort(tmp_path, CohortConfig(2, "brats2030", shape=(24, 24, 16)))
     assert sorted(p.name for p in (tmp_path / "BraTS-X-0001").iterdir()) == [
         "BraTS-X-0001.fl.nii.gz", "BraTS-X-0001.mask.nii.gz", "BraTS-X-0001.t1post.nii.gz",
         "BraTS-X-0001.t1pre.nii.gz", "BraTS-X-0001.t2w.nii.gz",

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
 from glioseg.cases import find_cases, read_case
-from glioseg.synth import write_followup
+from glioseg.config import FollowupConfig
+from glioseg.followup import write_followup
 
 MOTION = {"rotation_degrees": (8.0, -5.0, 6.0), "translation_mm": (10.0, -6.0, 5.0)}
 
@@ -34,10 +35,12 @@ def real_case(brats2018_sample):
 
 
 def test_growth_a_new_lesion_and_the_motion_are_found(real_case, tmp_path):
-    record = write_followup(real_case.images[0].parent, tmp_path / "later", grow_voxels=2, new_lesion_radius_mm=7,
-                            **MOTION)  # fmt: skip
-    write_followup(real_case.images[0].parent, tmp_path / "unmoved", grow_voxels=2, new_lesion_radius_mm=7,
-                   rotation_degrees=(0, 0, 0), translation_mm=(0, 0, 0))  # fmt: skip
+    changes = FollowupConfig(grow_voxels=2, new_lesion_radius_mm=7, **MOTION)
+    record = write_followup(real_case.images[0].parent, tmp_path / "later", changes)
+    unmoved = FollowupConfig(
+        grow_voxels=2, new_lesion_radius_mm=7, rotation_degrees=(0, 0, 0), translation_mm=(0, 0, 0)
+    )
+    write_followup(real_case.images[0].parent, tmp_path / "unmoved", unmoved)
     followup = tmp_path / "later" / record["case"]
     out = tmp_path / "change"
     result = glioseg_cli("compare", real_case.images[0].parent, followup, "--out", out, "--baseline-mask",
@@ -67,7 +70,9 @@ def test_growth_a_new_lesion_and_the_motion_are_found(real_case, tmp_path):
 
 
 def test_the_same_tumour_moved_is_stable(real_case, tmp_path):
-    record = write_followup(real_case.images[0].parent, tmp_path, grow_voxels=0, new_lesion_radius_mm=0, **MOTION)
+    record = write_followup(
+        real_case.images[0].parent, tmp_path, FollowupConfig(grow_voxels=0, new_lesion_radius_mm=0, **MOTION)
+    )
     followup = tmp_path / record["case"]
     out = tmp_path / "change"
     result = glioseg_cli("compare", real_case.images[0].parent, followup, "--out", out, "--baseline-mask",
@@ -86,8 +91,10 @@ def test_the_same_tumour_moved_is_stable(real_case, tmp_path):
 def test_predicted_when_no_mask_is_given(tiny_runs, cohort_factory, tmp_path):
     """Phantom time points segmented by a run: its masks are written beside the comparison."""
     case = find_cases(cohort_factory("brats2021", cases=1, seed=3, shape=PHANTOM_RUN_SHAPE))[0]
-    record = write_followup(case.images[0].parent, tmp_path / "later", grow_voxels=1, new_lesion_radius_mm=0,
-                            rotation_degrees=(0, 0, 5), translation_mm=(2, 0, 0))  # fmt: skip
+    changes = FollowupConfig(
+        grow_voxels=1, new_lesion_radius_mm=0, rotation_degrees=(0, 0, 5), translation_mm=(2, 0, 0)
+    )
+    record = write_followup(case.images[0].parent, tmp_path / "later", changes)
     out = tmp_path / "change"
     result = glioseg_cli("compare", case.images[0].parent, tmp_path / "later" / record["case"], "--out", out,
                          "--run", tiny_runs(0), "--device", "cpu")  # fmt: skip

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from glioseg.config import BRATS_SHAPE
 from glioseg.labels import CORE, EDEMA, ENHANCING
-from glioseg.synth import BRATS_SHAPE, make_phantom
+from glioseg.synth import make_phantom
 
 SHAPE = (64, 64, 40)
 

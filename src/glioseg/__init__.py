@@ -11,6 +11,7 @@ Heavy modules (torch, MONAI, matplotlib) load on first use of the functions that
 """
 
 from glioseg.cases import Case, find_cases, read_case, write_label
+from glioseg.config import DEFAULT_DEVICE
 from glioseg.errors import InputError
 from glioseg.layouts import CaseFiles
 from glioseg.version import __version__
@@ -26,7 +27,7 @@ def load_case(path):
     return read_case(path)
 
 
-def load_model(run=None, device: str = "auto"):
+def load_model(run=None, device: str = DEFAULT_DEVICE):
     """Load trained run(s) for prediction (see :func:`glioseg.predict.load_model`)."""
     from glioseg.predict import load_model as load
 

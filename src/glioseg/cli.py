@@ -15,12 +15,16 @@ from rich.console import Console
 
 from glioseg.config import (
     CACHE_DIR,
+    DEFAULT_DEVICE,
     DEVICES,
     LABEL_CONVENTIONS,
+    CohortConfig,
     EvaluateConfig,
+    FollowupConfig,
     ModelConfig,
     PostprocessConfig,
     PredictConfig,
+    PrepareConfig,
     PreprocessConfig,
     TrainConfig,
     UploadLimits,
@@ -119,29 +123,28 @@ def reports_input_errors(command):
 
 @app.command()
 @reports_input_errors
+@config_options(settings=CohortConfig)
 def synth(
     out: Annotated[Path, typer.Argument(help="Dataset folder to create (or complete).")],
-    cases: Annotated[int, typer.Option(min=1, help="Number of phantom cases.")] = 8,
+    settings: CohortConfig,
     layout: Annotated[
         typing.Literal[tuple(LAYOUTS)], typer.Option(help=f"Dataset layout: {describe_layouts()}.")
-    ] = "brats2021",
-    seed: Annotated[int, typer.Option(help="Same seed, same cohort.")] = 0,
-    shape: Annotated[tuple[int, int, int] | None, typer.Option(help="Grid X Y Z (default 240 240 155).")] = None,
+    ] = CohortConfig.layout,
     preview: Annotated[bool, typer.Option(help="Also write OUT/preview.png of the first case.")] = False,
 ) -> None:
     """Generate a phantom cohort: MNI152 anatomy with synthetic gliomas, in a dataset layout.
 
     Example: glioseg synth phantoms --cases 24 --shape 96 96 64 --layout msd --preview
     """
-    from glioseg.synth import BRATS_SHAPE, make_phantom, write_cohort
+    from glioseg.synth import make_phantom, write_cohort
 
-    grid = tuple(shape) if shape else BRATS_SHAPE
-    ids = write_cohort(out, cases, layout, seed, grid, progress=True)  # type: ignore[arg-type]
-    console.print(f"{len(ids)} phantom cases in {out} ({layout}, grid {grid}, seed {seed})")
+    settings = dataclasses.replace(settings, layout=layout)
+    ids = write_cohort(out, settings, progress=True)
+    console.print(f"{len(ids)} phantom cases in {out} ({layout}, grid {settings.shape}, seed {settings.seed})")
     if preview:
         from glioseg.figures import save_case_preview
 
-        phantom = make_phantom(0, seed, grid, ids[0])  # type: ignore[arg-type]
+        phantom = make_phantom(0, settings.seed, settings.shape, ids[0])
         path = save_case_preview(phantom.image, phantom.label, out / "preview.png", ids[0], phantom.affine)
         console.print(f"preview: {path}")
 
@@ -212,7 +215,7 @@ def train(
     preprocess: PreprocessConfig,
     model: ModelConfig,
     settings: TrainConfig,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     init_from: Annotated[Path | None, typer.Option(help="Start from another run's weights (fine-tune).")] = None,
     cache: Annotated[Path, typer.Option(help="Preprocessed-data cache.")] = CACHE_DIR,
@@ -250,7 +253,7 @@ def predict(
     out: Annotated[Path, typer.Option("--out", help="Folder for the masks, volumes.csv and predict.json.")],
     settings: PredictConfig,
     postprocess: PostprocessConfig,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
     overwrite: Annotated[bool, typer.Option(help="Replace predictions made with other settings.")] = False,
     engine: Annotated[
         typing.Literal["torch", "onnx"], typer.Option(help="onnx: ONNX Runtime, with what glioseg export --onnx wrote.")
@@ -274,6 +277,7 @@ def predict(
 
 @app.command()
 @reports_input_errors
+@config_options(settings=PrepareConfig)
 def prepare(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the prepared case folder into.")],
     study: Annotated[Path | None, typer.Argument(help="A DICOM study folder (or give the four NIfTI files).")] = None,
@@ -283,10 +287,8 @@ def prepare(
     t2: Annotated[Path | None, typer.Option(help="T2 NIfTI file.")] = None,
     choose: Annotated[list[str] | None, typer.Option("--series", help="DICOM: SEQUENCE=SERIES, e.g. T1Gd=7.")] = None,
     case_id: Annotated[str | None, typer.Option(help="The case's name (default: the study's or the T1Gd's).")] = None,
-    brain_extraction: Annotated[
-        typing.Literal["auto", "deepbet", "none"],
-        typer.Option(help="auto: deepbet unless the scans are skull-stripped already; none: keep them as they are."),
-    ] = "auto",
+    *,
+    settings: PrepareConfig,
 ) -> None:
     """Raw scans -> a BraTS-ready case: reoriented, the T1Gd resampled to 1 mm, FLAIR/T1/T2 registered onto it,
     the brain extracted; transforms, prepare.json and a QC picture beside it.
@@ -305,7 +307,7 @@ def prepare(
         missing = ", ".join(f"--{r.lower()}" for r in files if r not in given)
         raise typer.BadParameter(f"give a DICOM study folder, or all four NIfTI files (missing {missing})")
     inputs = study if study is not None else given
-    prepared = run_prepare(inputs, out, case_id, parse_choices(choose or []), brain_extraction)  # type: ignore[arg-type]
+    prepared = run_prepare(inputs, out, case_id, parse_choices(choose or []), settings)  # type: ignore[arg-type]
     qc = PreparedFiles(prepared.folder).qc
     console.print(f"prepared case: {prepared.folder}, brain {prepared.brain_ml:.0f} mL; QC picture: {qc}")
 
@@ -342,21 +344,19 @@ def series(
 
 @app.command("synth-followup")
 @reports_input_errors
+@config_options(changes=FollowupConfig)
 def synth_followup(
     case: Annotated[Path, typer.Argument(help="A labelled case (folder or file, as predict takes).")],
     out: Annotated[Path, typer.Argument(help="Folder for the follow-up case and followup.json.")],
-    grow: Annotated[int, typer.Option(help="Voxels the tumour grows by (negative: shrinks).")] = 2,
-    new_lesion_mm: Annotated[float, typer.Option(help="Radius of an added enhancing lesion (0: none).")] = 7.0,
-    rotate: Annotated[tuple[float, float, float], typer.Option(help="Rotation about x, y, z, degrees.")] = (8, -5, 6),
-    shift: Annotated[tuple[float, float, float], typer.Option(help="Translation, mm.")] = (10, -6, 5),
+    changes: FollowupConfig,
 ) -> None:
     """Make a synthetic follow-up of a real case with known changes, to try glioseg compare on.
 
     Example: glioseg synth-followup ../shared/data/brats2018-sample/Brats18_CBICA_ABM_1 later
     """
-    from glioseg.synth import write_followup
+    from glioseg.followup import write_followup
 
-    record = write_followup(case, out, grow, new_lesion_mm, rotate, shift)
+    record = write_followup(case, out, changes)
     console.print(f"follow-up case {out / record['case']}; what was changed: {out / 'followup.json'}")
 
 
@@ -373,7 +373,7 @@ def compare(
         typer.Option(help="Convention of the given masks (default: each case's own)."),
     ] = None,
     run: Annotated[list[Path] | None, typer.Option(help="Runs to segment with (default: the shipped model).")] = None,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
 ) -> None:
     """How the tumour changed between two scans of one patient: the follow-up registered rigidly onto the baseline,
     lesions matched, volume and RANO sum-of-products changes, new and vanished lesions, research flags.
@@ -512,7 +512,7 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
     *,
     limits: UploadLimits,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
 ) -> None:
     """The web viewer: upload a case, watch it being segmented, explore it in 3D (NiiVue) and download the mask.
 

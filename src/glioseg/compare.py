@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from glioseg.cases import Case, open_nifti, read_case, read_label, write_label
+from glioseg.config import DEFAULT_DEVICE
 from glioseg.errors import InputError
 from glioseg.files import atomic_path
 from glioseg.labels import CONVENTIONS, REGIONS
@@ -70,7 +71,7 @@ def compare(
     masks: tuple[Path | None, Path | None] = (None, None),
     mask_labels: str | None = None,
     runs: list[Path] | None = None,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
 ) -> Comparison:
     """Read both time points (case folders or files, as ``glioseg predict`` takes them), take their masks (given,
     in ``mask_labels`` or each case's own convention; else segmented with ``runs`` or the shipped model, and written

@@ -21,6 +21,11 @@ LOSSES = ("dice", "dice_bce", "dice_ce")
 OPTIMIZERS = ("adamw", "sgd")
 DEVICES = "auto | cpu | cuda | cuda:N"
 """What ``--device`` accepts (devices.choose_device)."""
+DEFAULT_DEVICE = "auto"
+"""A GPU if one is visible, else the CPU."""
+BRAIN_EXTRACTION = ("auto", "deepbet", "none")
+BRATS_SHAPE = (240, 240, 155)
+"""The BraTS grid, voxels (1 mm): phantoms are made on it unless told otherwise."""
 CACHE_DIR = Path.home() / ".cache" / "glioseg"
 """Where preprocessed training data are cached (``glioseg train --cache`` chooses another)."""
 
@@ -262,6 +267,43 @@ class EvaluateConfig:
     label_convention: Literal[LABEL_CONVENTIONS] | None = field(
         default=None,
         metadata=cli("Read the ground-truth labels in this convention (default: what their layout implies)."),
+    )
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """How raw scans are prepared (``glioseg prepare``; ``predict`` prepares raw input with the defaults)."""
+
+    brain_extraction: Literal[BRAIN_EXTRACTION] = field(
+        default="auto", metadata=cli("auto: deepbet unless the scans are skull-stripped already; none: keep them.")
+    )
+
+
+@dataclass(frozen=True)
+class CohortConfig:
+    """A phantom cohort (``glioseg synth``); ``layout`` is a name of ``layouts.LAYOUTS`` (the CLI offers them)."""
+
+    cases: int = field(default=8, metadata=cli("Number of phantom cases.", min=1))
+    layout: str = "brats2021"
+    seed: int = field(default=0, metadata=cli("Same seed, same cohort."))
+    shape: tuple[int, int, int] = field(
+        default=BRATS_SHAPE, metadata=cli("Grid X Y Z, voxels (covering the BraTS field of view, 240 x 240 x 155 mm).")
+    )
+
+
+@dataclass(frozen=True)
+class FollowupConfig:
+    """The known changes of a synthetic follow-up (``glioseg synth-followup``)."""
+
+    grow_voxels: int = field(default=2, metadata=cli("Voxels the tumour grows by (negative: shrinks).", flag="--grow"))
+    new_lesion_radius_mm: float = field(
+        default=7.0, metadata=cli("Radius of an added enhancing lesion, mm (0: none).", flag="--new-lesion-mm")
+    )
+    rotation_degrees: tuple[float, float, float] = field(
+        default=(8.0, -5.0, 6.0), metadata=cli("Rotation about x, y, z, degrees.", flag="--rotate")
+    )
+    translation_mm: tuple[float, float, float] = field(
+        default=(10.0, -6.0, 5.0), metadata=cli("Translation, mm.", flag="--shift")
     )
 
 

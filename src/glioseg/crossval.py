@@ -17,6 +17,7 @@ from glioseg.errors import InputError
 from glioseg.evaluate import evaluate, write_results
 from glioseg.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.predict import load_model, write_case_index, write_measurements
+from glioseg.runs import LAST_CHECKPOINT
 from glioseg.splits import read_splits
 
 
@@ -62,7 +63,7 @@ def cross_validate(
     if missing:
         raise InputError(data, f"no run holds out {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}",
                          "give the runs of every fold, trained on this dataset")  # fmt: skip
-    runs_used = [{"run": str(run.resolve()), "mtime_ns": (run / "last.pt").stat().st_mtime_ns} for run in runs]
+    runs_used = [{"run": str(run.resolve()), "mtime_ns": (run / LAST_CHECKPOINT).stat().st_mtime_ns} for run in runs]
     record = {"runs": runs_used, "data": str(data.resolve()), "settings": asdict(settings)}
     claim_folder(out / "crossval.json", record, overwrite, "cross-validation predictions")
     predictions = out / "predictions"
@@ -77,7 +78,7 @@ def cross_validate(
         if mask.exists():
             continue
         run = owner[files.case_id]
-        models[run] = models.get(run) or load_model(run / "last.pt")  # not best.pt: chosen on these very cases
+        models[run] = models.get(run) or load_model(run / LAST_CHECKPOINT)  # not the best: chosen on these cases
         case = read_case(files)
         prediction = models[run].predict(case, settings)
         write_label(mask, prediction.label, case, files.convention)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
+from glioseg.config import CohortConfig, ModelConfig, PreprocessConfig, RunConfig, TrainConfig
 from glioseg.errors import InputError
 from glioseg.files import atomic_path
 
@@ -65,15 +65,15 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
     from glioseg.figures import plot_overlay
     from glioseg.predict import load_model, predict_cohort
     from glioseg.report import Evaluation, ReportInputs, write_report
-    from glioseg.runs import load_checkpoint
+    from glioseg.runs import LAST_CHECKPOINT, load_checkpoint
     from glioseg.synth import write_cohort
     from glioseg.train import train
 
     out = Path(out)
     _claim_folder(out, settings)
     phantoms, held_out = out / "phantoms", out / "held-out"
-    write_cohort(phantoms, settings.cases, "msd", settings.seed, settings.shape, progress=progress)
-    write_cohort(held_out, settings.held_out, "brats2021", settings.seed + 1, settings.shape, progress=progress)
+    write_cohort(phantoms, CohortConfig(settings.cases, "msd", settings.seed, settings.shape), progress)
+    write_cohort(held_out, CohortConfig(settings.held_out, "brats2021", settings.seed + 1, settings.shape), progress)
 
     def predict_and_evaluate(model, folder: Path) -> tuple[Path, Path]:
         predict_cohort(model, [held_out], folder, PredictConfig(), progress=progress)
@@ -82,10 +82,10 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), progress: bool 
     shipped = out / "shipped-model"
     shipped_metrics, shipped_summary = predict_and_evaluate(load_model(), shipped)
     run = out / "run"
-    finished = (run / "last.pt").exists() and load_checkpoint(run / "last.pt")["epoch"] >= settings.epochs
+    last = run / LAST_CHECKPOINT
+    finished = last.exists() and load_checkpoint(last)["epoch"] >= settings.epochs
     if not finished:
-        train(phantoms, run, settings.run_config(), device="auto", resume=(run / "last.pt").exists(),
-              cache_root=out / "cache", progress=progress)  # fmt: skip
+        train(phantoms, run, settings.run_config(), resume=last.exists(), cache_root=out / "cache", progress=progress)
     model = load_model(run)
     predictions = out / "predictions"
     metrics, summary_path = predict_and_evaluate(model, predictions)

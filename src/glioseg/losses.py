@@ -18,9 +18,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from glioseg.config import LOSSES
 from glioseg.labels import REGION_CLASSES, TUMOUR_CLASSES
-
-LOSSES = ("dice", "dice_bce", "dice_ce")
 
 
 def regions_target(fractions: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from glioseg.cases import Case, nifti_like, write_label
-from glioseg.config import PredictConfig, RunConfig
+from glioseg.config import DEFAULT_DEVICE, PredictConfig, RunConfig
 from glioseg.devices import choose_device
 from glioseg.errors import InputError
 from glioseg.files import atomic_path, claim_folder, remove_stale_temporaries
@@ -156,7 +156,9 @@ class Model:
         return digest.hexdigest()[:16]
 
 
-def load_model(runs: str | Path | list[str | Path] | None = None, device: str = "auto", engine: str = "torch") -> Model:
+def load_model(
+    runs: str | Path | list[str | Path] | None = None, device: str = DEFAULT_DEVICE, engine: str = "torch"
+) -> Model:
     """Load one run, or several runs (e.g. the folds of a cross-validation) to ensemble; none: the shipped model
     (:data:`SHIPPED_MODELS`, see MODEL_CARD.md).
 

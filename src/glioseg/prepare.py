@@ -23,6 +23,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from glioseg.config import PrepareConfig
 from glioseg.errors import InputError
 from glioseg.layouts import LAYOUTS, MODALITIES
 from glioseg.prepared import PreparedFiles, PrepareRecord
@@ -32,8 +33,6 @@ REFERENCE = "T1Gd"
 PREPARED_LAYOUT = LAYOUTS["brats2021"]
 """A prepared case is a BraTS 2018-2021 case folder (what ``glioseg predict`` and the viewer read)."""
 SPACING_MM = 1.0
-BRAIN_EXTRACTION = ("auto", "deepbet", "none")
-"""auto: deepbet when the reference is not skull-stripped already (:data:`STRIPPED_MAX_ML`)."""
 STRIPPED_MAX_ML = 2000.0
 """Input whose reference has at most this volume of non-zero voxels is taken as skull-stripped: a brain is 1000-1800
 mL (the BraTS sample: 1200-1700), a head with its skull, scalp and neck (and the scanner's background noise) far
@@ -184,7 +183,7 @@ def register_sequences(canonical: dict[str, nib.Nifti1Image]) -> tuple[dict[str,
 
 
 def prepare_case(
-    images: dict[str, nib.Nifti1Image], out: Path, case_id: str, brain_extraction: str = "auto",
+    images: dict[str, nib.Nifti1Image], out: Path, case_id: str, settings: PrepareConfig = PrepareConfig(),
     sources: dict | None = None,
 ) -> Prepared:  # fmt: skip
     """Put four raw sequences onto the T1Gd's 1 mm grid, registered, brain extracted; write the case folder.
@@ -192,7 +191,7 @@ def prepare_case(
     canonical = {role: nib.as_closest_canonical(images[role]) for role in MODALITIES}
     volumes, affine, motions = register_sequences(canonical)
     stripped = looks_skull_stripped(canonical[REFERENCE])
-    extracted = brain_extraction == "deepbet" or (brain_extraction == "auto" and not stripped)
+    extracted = settings.brain_extraction == "deepbet" or (settings.brain_extraction == "auto" and not stripped)
     if extracted:
         mask = brain_mask(volumes["T1"], affine)
         volumes = {role: np.where(mask, volume, 0).astype(np.float32) for role, volume in volumes.items()}
@@ -250,7 +249,7 @@ def _write(out: Path, registered: Registered, record: PrepareRecord, native_refe
 
 def prepare(
     inputs: dict[str, Path] | Path, out: Path, case_id: str | None = None, choices: dict[str, str] | None = None,
-    brain_extraction: str = "auto",
+    settings: PrepareConfig = PrepareConfig(),
 ) -> Prepared:  # fmt: skip
     """A DICOM study folder, or ``{sequence: NIfTI file}`` for the four sequences -> a BraTS-ready case in ``out``."""
     out = Path(out)
@@ -259,12 +258,10 @@ def prepare(
         raise InputError(out, "exists and is not a folder", "choose another --out")
     if (out / name).exists():  # checked before any work; the case folder then appears whole or not at all
         raise InputError(out / name, "already exists", "choose another --out, or remove it to prepare again")
-    if brain_extraction not in BRAIN_EXTRACTION:
-        raise InputError(Path(brain_extraction), "unknown --brain-extraction", f"choose {', '.join(BRAIN_EXTRACTION)}")
     with tempfile.TemporaryDirectory() as work:
         if isinstance(inputs, dict):
             images = nifti_images(inputs)
             sources = {role: {"file": str(Path(path).resolve())} for role, path in inputs.items()}
         else:
             images, sources = dicom_images(Path(inputs), choices or {}, Path(work))
-        return prepare_case(images, out, name, brain_extraction, sources)
+        return prepare_case(images, out, name, settings, sources)

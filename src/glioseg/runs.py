@@ -21,6 +21,8 @@ from glioseg.files import atomic_path
 from glioseg.model import build_network
 
 CHECKPOINT_VERSION = 1
+LAST_CHECKPOINT, BEST_CHECKPOINT = "last.pt", "best.pt"
+"""Written every epoch; written when the mean validation Dice over WT, TC and ET is the best so far."""
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -33,7 +35,8 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
-        raise InputError(path, "checkpoint not found", "give a run folder that holds last.pt or best.pt") from None
+        raise InputError(path, "checkpoint not found",
+                         f"give a run folder that holds {LAST_CHECKPOINT} or {BEST_CHECKPOINT}") from None  # fmt: skip
     except Exception as error:  # torch raises many types for a damaged file
         raise InputError(
             path, f"unreadable checkpoint ({type(error).__name__}: {error})", "retrain or re-copy"
@@ -46,10 +49,11 @@ def load_checkpoint(path: Path) -> dict:
 def checkpoint_path(run: Path) -> Path:
     """A run folder's best checkpoint (else its last), or a checkpoint file itself."""
     if run.is_dir():
-        for name in ("best.pt", "last.pt"):
+        for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
             if (run / name).exists():
                 return run / name
-        raise InputError(run, "no best.pt or last.pt in this run folder", "train first, or give another run")
+        raise InputError(run, f"no {BEST_CHECKPOINT} or {LAST_CHECKPOINT} in this run folder",
+                         "train first, or give another run")  # fmt: skip
     return run
 
 

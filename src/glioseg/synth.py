@@ -32,13 +32,12 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from glioseg.errors import InputError
+from glioseg.config import BRATS_SHAPE, CohortConfig
 from glioseg.files import atomic_path
 from glioseg.geometry import rotation_matrix, smooth_random_field
 from glioseg.labels import CORE, EDEMA, ENHANCING
 from glioseg.layouts import LAYOUTS, MODALITIES, Layout
 
-BRATS_SHAPE = (240, 240, 155)
 TISSUES = ("CSF", "GM", "WM")
 COMPARTMENTS = ("edema", "core", "enhancing")
 
@@ -343,102 +342,26 @@ def write_phantom(phantom: Phantom, out: Path, layout: Layout) -> None:
     save(layout.convention.from_internal(phantom.label), layout.label_path(out, phantom.case_id), np.uint8)
 
 
-def write_cohort(
-    out: str | Path,
-    cases: int,
-    layout: str = "brats2021",
-    seed: int = 0,
-    shape: tuple[int, int, int] = BRATS_SHAPE,
-    progress: bool = False,
-) -> list[str]:
-    """Generate ``cases`` phantoms into dataset folder ``out`` in ``layout`` (a name in ``layouts.LAYOUTS``), named
-    as that layout's datasets name cases; cases already written are kept (the label is written last).
+def write_cohort(out: str | Path, settings: CohortConfig = CohortConfig(), progress: bool = False) -> list[str]:
+    """Generate ``settings.cases`` phantoms into dataset folder ``out`` in ``settings.layout`` (a name in
+    ``layouts.LAYOUTS``), named as that layout's datasets name cases; cases already written are kept (the label is
+    written last).
 
     Returns:
         The case ids, in order.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    record, out = LAYOUTS[layout], Path(out)
+    if settings.layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {settings.layout!r}; choose one of {', '.join(LAYOUTS)}")
+    layout, out = LAYOUTS[settings.layout], Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = record.dataset_json(cases, "glioseg phantoms")
+    meta = layout.dataset_json(settings.cases, "glioseg phantoms")
     if meta:
         with atomic_path(out / "dataset.json") as temporary:
             temporary.write_text(json.dumps(meta, indent=2))
-    ids = [record.case_id_format.format(number + 1) for number in range(cases)]
+    ids = [layout.case_id_format.format(number + 1) for number in range(settings.cases)]
     from rich.progress import track
 
-    for index in track(range(cases), description="phantoms", disable=not progress):
-        if not record.label_path(out, ids[index]).exists():
-            write_phantom(make_phantom(index, seed, shape, ids[index]), out, record)
+    for index in track(range(settings.cases), description="phantoms", disable=not progress):
+        if not layout.label_path(out, ids[index]).exists():
+            write_phantom(make_phantom(index, settings.seed, settings.shape, ids[index]), out, layout)
     return ids
-
-
-def write_followup(
-    case_path: Path,
-    out: Path,
-    grow_voxels: int = 2,
-    new_lesion_radius_mm: float = 7.0,
-    rotation_degrees: tuple[float, float, float] = (8.0, -5.0, 6.0),
-    translation_mm: tuple[float, float, float] = (10.0, -6.0, 5.0),
-) -> dict:
-    """A synthetic follow-up of a real labelled case with known changes, for ``glioseg compare``: the tumour grown
-    (or, negative, shrunk) by ``grow_voxels``, an enhancing lesion with an edema rim added in the other hemisphere
-    (radius 0: none), the whole head moved rigidly. Changed voxels take their new class's mean intensity of the
-    case in each sequence, so a model sees the change. Writes a BraTS 2018-style case folder in ``out`` and returns
-    what was done (with the follow-up's label volumes) as a dict, also saved as ``<out>/followup.json``."""
-    import SimpleITK as sitk
-
-    from glioseg.cases import read_case
-    from glioseg.metrics import volumes_ml
-    from glioseg.registration import RigidTransform, resample, to_sitk
-
-    case = read_case(case_path)
-    if case.label is None:
-        raise InputError(Path(case_path), "the case has no label to change", "give a case with its expert label")
-    label, image = case.label.copy(), case.image.copy()
-    brain = image[0] > 0
-    tumour = label > 0
-    if grow_voxels > 0:
-        grown = ndimage.binary_dilation(tumour, iterations=grow_voxels) & brain
-        label[grown & ~tumour] = EDEMA
-        label[ndimage.binary_dilation(case.label == ENHANCING, iterations=grow_voxels) & grown] = ENHANCING
-    elif grow_voxels < 0:
-        kept = ndimage.binary_erosion(tumour, iterations=-grow_voxels)
-        label[tumour & ~kept] = 0
-    if new_lesion_radius_mm > 0:
-        centre = np.argwhere(tumour).mean(0)
-        centre[0] = label.shape[0] - 1 - centre[0]  # mirrored across the midline
-        grid = np.ogrid[tuple(slice(0, n) for n in label.shape)]
-        distance = np.sqrt(sum((axis - c) ** 2 for axis, c in zip(grid, centre)))
-        label[(distance <= new_lesion_radius_mm + 4) & (label == 0) & brain] = EDEMA
-        label[(distance <= new_lesion_radius_mm) & brain] = ENHANCING
-    for value in (0, EDEMA, CORE, ENHANCING):
-        changed = (label == value) & (case.label != value) & brain
-        if changed.any() and (case.label == value).any():
-            for channel in range(len(MODALITIES)):
-                image[channel][changed] = image[channel][(case.label == value) & brain].mean()
-    motion = sitk.Euler3DTransform()
-    motion.SetCenter(
-        to_sitk(label, case.affine).TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in label.shape])
-    )
-    motion.SetRotation(*(float(np.radians(a)) for a in rotation_degrees))
-    motion.SetTranslation(tuple(float(t) for t in translation_mm))
-    moved = RigidTransform(motion, 0.0, 0.0, 0.0)
-    case_id, written = f"{case.case_id}_followup", LAYOUTS["brats2021"]
-    shape = label.shape
-    for channel, path in enumerate(written.image_paths(Path(out), case_id)):
-        volume = resample(image[channel], case.affine, shape, case.affine, moved, labels=False).astype(np.float32)
-        with atomic_path(path) as temporary:
-            nib.save(nib.Nifti1Image(volume, case.affine, case.header), temporary)
-    moved_label = resample(label, case.affine, shape, case.affine, moved, labels=True)
-    with atomic_path(written.label_path(Path(out), case_id)) as temporary:
-        nib.save(nib.Nifti1Image(written.convention.from_internal(moved_label), case.affine, case.header), temporary)
-    record = {
-        "case": case_id, "from": str(case_path), "grow_voxels": grow_voxels,
-        "new_lesion_radius_mm": new_lesion_radius_mm, "rotation_degrees": list(rotation_degrees),
-        "translation_mm": list(translation_mm),
-        "volumes_ml": {name: round(v, 3) for name, v in volumes_ml(label, case.spacing).items()},  # before the motion
-    }  # fmt: skip
-    (Path(out) / "followup.json").write_text(json.dumps(record, indent=1))
-    return record

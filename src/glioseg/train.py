@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from glioseg.cases import find_cases
-from glioseg.config import CACHE_DIR, PostprocessConfig, RunConfig
+from glioseg.config import CACHE_DIR, DEFAULT_DEVICE, PostprocessConfig, RunConfig
 from glioseg.devices import choose_device, mixed_precision_dtype
 from glioseg.errors import InputError
 from glioseg.figures import save_learning_curves
@@ -33,7 +33,9 @@ from glioseg.model import UNet3D, build_network, divisor
 from glioseg.postprocess import clean_label, label_from_probabilities
 from glioseg.preprocess import CachedCase, cache_dataset
 from glioseg.runs import (
+    BEST_CHECKPOINT,
     CHECKPOINT_VERSION,
+    LAST_CHECKPOINT,
     append_history,
     checkpoint_path,
     load_checkpoint,
@@ -199,13 +201,13 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
     config_path, splits_path = out / "config.json", out / "splits.json"
     if resume:
         remove_stale_temporaries(out)  # a checkpoint being written when the run was killed
-        if not (out / "last.pt").exists():
-            raise InputError(out / "last.pt", "nothing to resume", "run without --resume to start this run")
+        if not (out / LAST_CHECKPOINT).exists():
+            raise InputError(out / LAST_CHECKPOINT, "nothing to resume", "run without --resume to start this run")
         saved = RunConfig.load(config_path)
         if saved != config:
             raise InputError(config_path, "settings differ from the run being resumed", "resume with the same options")
         return
-    if (out / "last.pt").exists():
+    if (out / LAST_CHECKPOINT).exists():
         raise InputError(out, "this run folder already holds a run", "use --resume, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(config_path) as temporary:
@@ -218,7 +220,7 @@ def train(
     data: str | Path,
     out: str | Path,
     config: RunConfig,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     resume: bool = False,
     init_from: str | Path | None = None,
     cache_root: str | Path | None = None,
@@ -268,7 +270,7 @@ def train(
     scaler = make_grad_scaler(amp_dtype)
     start_epoch, best = 0, -1.0
     if resume:
-        state = load_checkpoint(out / "last.pt")
+        state = load_checkpoint(out / LAST_CHECKPOINT)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -346,8 +348,8 @@ def train(
                 }
                 append_history(history_path, entry)  # before the checkpoint: a resume truncates it
                 if entry.get("best"):
-                    save_checkpoint(out / "best.pt", state)
-                save_checkpoint(out / "last.pt", state)
+                    save_checkpoint(out / BEST_CHECKPOINT, state)
+                save_checkpoint(out / LAST_CHECKPOINT, state)
                 _log_scalars(writer, entry)
             if place.world > 1:
                 dist.barrier()
