@@ -38,7 +38,7 @@ PROGRESSION_INCREASE = 0.25
 RESPONSE_DECREASE = 0.50
 """RANO: a sum of products shrunk by at least 50 % is a (partial) response."""
 RESEARCH_USE = "Research use only: not a diagnosis and not a RANO assessment."
-REFERENCE = MODALITIES.index("T1Gd")
+T1GD_CHANNEL = MODALITIES.index("T1Gd")
 """The channel registered and shown: the T1Gd, where the enhancing lesions RANO measures are seen."""
 
 
@@ -114,10 +114,12 @@ def percent(before: float, after: float) -> float | None:
 
 def compare_cases(baseline: Case, baseline_label: np.ndarray, followup: Case, followup_label: np.ndarray) -> Comparison:
     """Compare two time points of one patient, each a case with its internal label map on the case's grid."""
-    motion = register_rigid(baseline.image[REFERENCE], baseline.affine, followup.image[REFERENCE], followup.affine)
+    motion = register_rigid(
+        baseline.image[T1GD_CHANNEL], baseline.affine, followup.image[T1GD_CHANNEL], followup.affine
+    )
     shape = baseline_label.shape
     moved_label = resample(followup_label, followup.affine, shape, baseline.affine, motion, labels=True)
-    moved_image = resample(followup.image[REFERENCE], followup.affine, shape, baseline.affine, motion, labels=False)
+    moved_image = resample(followup.image[T1GD_CHANNEL], followup.affine, shape, baseline.affine, motion, labels=False)
     measured = {name: measure_lesions(label, case.affine) for name, label, case in
                 (("baseline", baseline_label, baseline), ("followup", followup_label, followup))}  # fmt: skip
     before, after = volumes_ml(baseline_label, baseline.spacing), volumes_ml(followup_label, followup.spacing)
@@ -215,7 +217,7 @@ def comparison_figure(baseline: Case, baseline_label: np.ndarray, comparison: Co
     anchor = baseline_label if baseline_label.any() else comparison.followup_in_baseline
     loc = tumour_centre(anchor, anchor.shape)
     rows = [
-        ("baseline", baseline.image[REFERENCE], baseline_label),
+        ("baseline", baseline.image[T1GD_CHANNEL], baseline_label),
         ("follow-up, registered", comparison.followup_image_in_baseline, comparison.followup_in_baseline),
     ]
     figure, axes = plt.subplots(2, 3, figsize=(11, 7.5), facecolor="black")

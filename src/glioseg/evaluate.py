@@ -16,7 +16,7 @@ from glioseg.errors import InputError
 from glioseg.files import atomic_path
 from glioseg.labels import CONVENTIONS, STRUCTURE_NAMES, LabelConvention, LabelValueError
 from glioseg.layouts import CaseFiles
-from glioseg.lesions import RULES, lesionwise_scores, panoptic_scores
+from glioseg.lesionwise import RULES, lesionwise_scores, panoptic_scores
 from glioseg.metrics import case_metrics
 
 METRICS = ("dice", "hd95", "nsd", "sensitivity", "specificity", "volume_pred_ml", "volume_true_ml", "volume_diff_ml")

@@ -1,4 +1,5 @@
-"""Small geometry shared by the phantom generator, preprocessing, augmentation and the losses."""
+"""Small geometry shared by the phantom generator, preprocessing and augmentation: rotations, smooth random fields,
+and labels as tumour fractions (resampled like images, so training targets keep partial voxels)."""
 
 from __future__ import annotations
 

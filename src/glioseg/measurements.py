@@ -21,7 +21,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from glioseg.files import atomic_path
 from glioseg.labels import CLASS_NAMES, REGION_CLASSES, class_mask
-from glioseg.lesions import components
+from glioseg.lesionwise import components
 
 MEASURABLE_MM = 10.0
 """RANO: a lesion is measurable when both perpendicular diameters are at least 10 mm."""

@@ -6,7 +6,7 @@ of ``brats-evaluation``, the official BraTS tool since 2025): a surface voxel is
 outside the mask; HD95 is the 95th percentile of the surface-to-surface distances of both directions pooled, in mm
 (spacing-aware), as panoptica computes it (medpy and MONAI take the larger of the two directed percentiles instead,
 which is never smaller); NSD is the mean over both directions of the share of surface voxels within the tolerance
-(panoptica's, after GaNDLF and nnU-Net). Each BraTS year's own rules are in ``glioseg.lesions``.
+(panoptica's, after GaNDLF and nnU-Net). Each BraTS year's own rules are in ``glioseg.lesionwise``.
 
 Empty masks, as the BraTS 2023 code treats them: truth and prediction both empty -> Dice 1, HD95 0,
 NSD 1; exactly one empty -> Dice 0, HD95 = ``EMPTY_HD95`` (374 mm, the BraTS 2023 penalty), NSD 0.

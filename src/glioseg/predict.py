@@ -1,5 +1,6 @@
-"""From trained runs to masks: read -> preprocess -> sliding window (+ mirror TTA, + fold ensemble) ->
-regions -> clean -> labels in the user's convention -> uncrop -> write with the input's affine and header.
+"""From trained runs to masks: read -> preprocess -> sliding window (+ mirror TTA, + fold ensemble) -> labels in
+the crop box -> uncrop onto the file's grid -> clean (sizes in mL on that grid) -> write in the user's convention with
+the input's affine and header.
 
 A cohort run writes ``<case_id>.nii.gz`` per case (and optionally ``<case_id>_probabilities.nii.gz`` and
 ``<case_id>_uncertainty.nii.gz``), ``volumes.csv``, ``lesions.csv`` (per-lesion measurements), ``cases.json``

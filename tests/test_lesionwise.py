@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from glioseg.labels import CORE, EDEMA, ENHANCING, RESECTION_CAVITY
-from glioseg.lesions import BRATS2023, BRATS2024, lesionwise_scores, panoptic_scores
+from glioseg.lesionwise import BRATS2023, BRATS2024, lesionwise_scores, panoptic_scores
 
 SPACING = (1.0, 1.0, 1.0)
 
