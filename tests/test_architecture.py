@@ -90,3 +90,18 @@ def test_prediction_never_imports_the_training_loop():
     """Checkpoints and devices live in small modules both use (runs, devices), so predicting loads no trainer."""
     for name in ("predict", "inference", "postprocess", "evaluate", "report", "viewer.app"):
         assert "glioseg.train" not in reachable(f"glioseg.{name}"), name
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_a_screen():
+    """Long functions do several jobs; a newcomer reads named steps instead (nanoGPT's training loop, not nnU-Net's)."""
+    long = []
+    for name, path in MODULE_FILES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert long == []

@@ -216,6 +216,76 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
     write_splits(splits_path, splits)
 
 
+def fold_cases(data: Path, out: Path, config: RunConfig, place: Distributed, cache_root: Path, resume: bool,
+               progress: bool) -> tuple[list[CachedCase], list[CachedCase]]:  # fmt: skip
+    """This fold's training and validation cases, cached. Every case is read (and cached) before the run folder is
+    written, so bad data leaves nothing; other ranks then open the main process's caches."""
+    files = _labelled_cases(data, label_convention=config.train.label_convention)
+    patients = {patient_of(f.case_id, config.train.group_regex) for f in files}
+    if config.train.fold is not None and len(patients) < config.train.folds:
+        raise InputError(data, f"{len(files)} labelled cases of {len(patients)} patients, fewer than the "
+                         f"{config.train.folds} folds asked for",
+                         f"use --folds {max(len(patients), 2)} or fewer, or --fold all")  # fmt: skip
+    extra = Path(config.train.extra_data) if config.train.extra_data else None
+    extra_files = _labelled_cases(extra, minimum=1) if extra else []
+
+    def cached(workers: int, show: bool) -> tuple[list[CachedCase], list[CachedCase]]:
+        main = cache_dataset(files, data, cache_root, config.preprocess, workers, show)
+        return main, cache_dataset(extra_files, extra, cache_root, config.preprocess, workers, show) if extra else []
+
+    if place.main:
+        dataset_cases, extra_cases = cached(min(max(config.train.workers, 1), 2), progress)
+        _prepare_run(out, config, [f.case_id for f in files], resume)
+    if place.world > 1:
+        dist.barrier()
+    if not place.main:
+        dataset_cases, extra_cases = cached(1, False)
+    all_ids = sorted(f.case_id for f in files)
+    fold = {"train": all_ids, "val": []} if config.train.fold is None else read_splits(out / "splits.json")[
+        config.train.fold]  # fmt: skip
+    by_id = {c.case_id: c for c in dataset_cases}
+    # extra data lies outside the splits: it adds training data to every fold and is never validated on
+    return [by_id[i] for i in fold["train"] if i in by_id] + extra_cases, [by_id[i] for i in fold["val"] if i in by_id]
+
+
+@dataclass
+class Optimisation:
+    """What a step changes and a checkpoint keeps: the network, optimiser, learning-rate schedule, loss scaler."""
+
+    model: UNet3D
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    epoch: int = 0
+    best: float = -1.0
+
+    @classmethod
+    def start(cls, config: RunConfig, device: torch.device) -> Optimisation:
+        torch.manual_seed(config.train.seed)
+        model = build_network(config.model).to(device)
+        optimizer = make_optimizer(model, config)
+        total_steps = config.train.epochs * config.train.steps_per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: poly_lr(step, total_steps))
+        amp_dtype = mixed_precision_dtype(device) if config.train.amp else None
+        return cls(model, optimizer, scheduler, make_grad_scaler(amp_dtype), amp_dtype)
+
+    def state(self, config: RunConfig) -> dict:
+        """The checkpoint: everything a resumed run needs to continue exactly."""
+        return {"version": CHECKPOINT_VERSION, "config": asdict(config), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": _rng_states(), "epoch": self.epoch,
+                "best": self.best}  # fmt: skip
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        _restore_rng(state["rng"])
+        self.epoch, self.best = state["epoch"], state["best"]
+
+
 def train(
     data: str | Path,
     out: str | Path,
@@ -229,134 +299,91 @@ def train(
     """Train one fold of ``data`` into run folder ``out``; returns the last epoch's history entry."""
     data, out = Path(data), Path(out)
     check_run_config(config)
-    cache_root = Path(cache_root or CACHE_DIR)
     torch_device = choose_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     place = setup_distributed(torch_device)
-    files = _labelled_cases(data, label_convention=config.train.label_convention)
-    patients = {patient_of(f.case_id, config.train.group_regex) for f in files}
-    if config.train.fold is not None and len(patients) < config.train.folds:
-        raise InputError(data, f"{len(files)} labelled cases of {len(patients)} patients, fewer than the "
-                         f"{config.train.folds} folds asked for",
-                         f"use --folds {max(len(patients), 2)} or fewer, or --fold all")  # fmt: skip
-    extra = Path(config.train.extra_data) if config.train.extra_data else None
-    extra_files = _labelled_cases(extra, minimum=1) if extra else []
-
-    def cached(workers: int, show: bool) -> tuple[list[CachedCase], list[CachedCase]]:
-        """The dataset's and the extra data's caches, made where missing or stale."""
-        main = cache_dataset(files, data, cache_root, config.preprocess, workers, show)
-        return main, cache_dataset(extra_files, extra, cache_root, config.preprocess, workers, show) if extra else []
-
-    if place.main:  # every case read (and cached) before the run folder is written: bad data leaves nothing
-        dataset_cases, extra_cases = cached(min(max(config.train.workers, 1), 2), progress)
-        _prepare_run(out, config, [f.case_id for f in files], resume)
-    if place.world > 1:
-        dist.barrier()
-    if not place.main:  # the main process has made the caches: the other ranks open them
-        dataset_cases, extra_cases = cached(1, False)
-    splits = read_splits(out / "splits.json")
-    all_ids = sorted(f.case_id for f in files)
-    fold = {"train": all_ids, "val": []} if config.train.fold is None else splits[config.train.fold]
-    by_id = {c.case_id: c for c in dataset_cases}
-    # extra data lies outside the splits: it adds training data to every fold and is never validated on
-    train_cases = [by_id[i] for i in fold["train"] if i in by_id] + extra_cases
-    val_cases = [by_id[i] for i in fold["val"] if i in by_id]
-
-    torch.manual_seed(config.train.seed)
-    model = build_network(config.model).to(torch_device)
-    optimizer = make_optimizer(model, config)
-    total_steps = config.train.epochs * config.train.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: poly_lr(step, total_steps))
-    amp_dtype = mixed_precision_dtype(torch_device) if config.train.amp else None
-    scaler = make_grad_scaler(amp_dtype)
-    start_epoch, best = 0, -1.0
+    train_cases, val_cases = fold_cases(data, out, config, place, Path(cache_root or CACHE_DIR), resume, progress)
+    run = Optimisation.start(config, torch_device)
     if resume:
-        state = load_checkpoint(out / LAST_CHECKPOINT)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        _restore_rng(state["rng"])
-        start_epoch, best = state["epoch"], state["best"]
+        run.restore(load_checkpoint(out / LAST_CHECKPOINT))
     elif init_from is not None:
-        load_pretrained(model, Path(init_from))
-    trained = torch.nn.parallel.DistributedDataParallel(model) if place.world > 1 else model
+        load_pretrained(run.model, Path(init_from))
+    network = torch.nn.parallel.DistributedDataParallel(run.model) if place.world > 1 else run.model
     loss_fn = make_loss(config.train.loss)
-    history_path = out / "history.jsonl"
-    writer = None
+    steps = config.train.steps_per_epoch
+    writer = _tensorboard(out, run.epoch * steps) if place.main else None
     if place.main:
-        truncate_history(history_path, start_epoch)
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(out / "tensorboard", purge_step=start_epoch * config.train.steps_per_epoch)
-    sampler = PatchBatches(
-        train_cases, config.train.patch, config.train.batch, config.train.foreground_fraction,
-        config.train.seed, place.rank, config.train.augment,
-    )  # fmt: skip
+        truncate_history(out / "history.jsonl", run.epoch)
+    sampler = PatchBatches(train_cases, config.train.patch, config.train.batch, config.train.foreground_fraction,
+                           config.train.seed, place.rank, config.train.augment)  # fmt: skip
+    # one loader for the whole run: its processes live across epochs (restarting them every epoch left the GPU
+    # waiting, benchmarks/README.md); batch k is the same whichever process makes it
+    total = config.train.epochs * steps
+    batches = iter(batch_loader(sampler, run.epoch * steps, total - run.epoch * steps, config.train.workers))
     entry: dict = {}
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[status]}"))  # fmt: skip
-    with Progress(*columns, disable=not (progress and place.main)) as bar:
-        task = bar.add_task("training", total=total_steps, completed=start_epoch * config.train.steps_per_epoch,
-                            status="")  # fmt: skip
-        # one loader for the whole run: its processes live across epochs (restarting them every epoch left the GPU
-        # waiting, benchmarks/README.md); batch k is the same whichever process makes it
-        first_step = start_epoch * config.train.steps_per_epoch
-        batches = iter(batch_loader(sampler, first_step, total_steps - first_step, config.train.workers))
-        for epoch in range(start_epoch, config.train.epochs):
-            model.train()
-            first = epoch * config.train.steps_per_epoch
-            losses, started = [], time.perf_counter()
-            for step, batch in zip(range(first, first + config.train.steps_per_epoch), batches):
+    with _progress_bar(progress and place.main) as bar:
+        task = bar.add_task("training", total=total, completed=run.epoch * steps, status="")
+        for epoch in range(run.epoch, config.train.epochs):
+            started = time.perf_counter()
+            losses = []
+            run.model.train()
+            for step, batch in zip(range(epoch * steps, (epoch + 1) * steps), batches):
                 image = batch["image"].to(torch_device, non_blocking=True)
                 targets = batch["targets"].to(torch_device, non_blocking=True)
-                loss = training_step(trained, image, targets, loss_fn, optimizer, scaler, amp_dtype)
-                scheduler.step()
-                losses.append(float(loss))
+                losses.append(float(training_step(network, image, targets, loss_fn, run.optimizer, run.scaler,
+                                                  run.amp_dtype)))  # fmt: skip
+                run.scheduler.step()
                 if writer:
                     writer.add_scalar("loss/train_step", losses[-1], step)
                 bar.update(task, advance=1, status=f"epoch {epoch + 1} loss {losses[-1]:.3f}")
-            seconds = time.perf_counter() - started
-            entry = {
-                "epoch": epoch + 1,
-                "step": (epoch + 1) * config.train.steps_per_epoch,
-                "loss/train": float(np.mean(losses)),
-                "lr": scheduler.get_last_lr()[0],
-                "samples_per_s": config.train.steps_per_epoch * config.train.batch * place.world / seconds,
-                "world_size": place.world,
-                "step_losses": losses,
-            }
-            last_epoch = epoch + 1 == config.train.epochs
-            if place.main and val_cases and ((epoch + 1) % config.train.validate_every == 0 or last_epoch):
-                entry.update(validate(model, val_cases, config, torch_device))
-                entry["loss/val"] = validation_loss(model, val_cases, config, loss_fn, torch_device)
-                if entry["dice/mean_regions"] > best:
-                    best = entry["dice/mean_regions"]
-                    entry["best"] = True
+            run.epoch = epoch + 1
+            entry = _epoch_entry(run, config, losses, time.perf_counter() - started, place.world)
             if place.main:
-                state = {
-                    "version": CHECKPOINT_VERSION,
-                    "config": asdict(config),
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": _rng_states(),
-                    "epoch": epoch + 1,
-                    "best": best,
-                }
-                append_history(history_path, entry)  # before the checkpoint: a resume truncates it
-                if entry.get("best"):
-                    save_checkpoint(out / BEST_CHECKPOINT, state)
-                save_checkpoint(out / LAST_CHECKPOINT, state)
-                _log_scalars(writer, entry)
+                _end_epoch(run, entry, out, config, val_cases, loss_fn, torch_device, writer)
             if place.world > 1:
                 dist.barrier()
     if writer:
         writer.close()
         save_learning_curves(read_history(out), out / "curves.png", title=str(out.name))
     return entry
+
+
+def _tensorboard(out: Path, purge_step: int):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(out / "tensorboard", purge_step=purge_step)
+
+
+def _progress_bar(show: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[status]}"), disable=not show)  # fmt: skip
+
+
+def _epoch_entry(run: Optimisation, config: RunConfig, losses: list[float], seconds: float, world: int) -> dict:
+    """The epoch's line of ``history.jsonl`` (validation adds to it)."""
+    steps = config.train.steps_per_epoch
+    return {"epoch": run.epoch, "step": run.epoch * steps, "loss/train": float(np.mean(losses)),
+            "lr": run.scheduler.get_last_lr()[0], "samples_per_s": steps * config.train.batch * world / seconds,
+            "world_size": world, "step_losses": losses}  # fmt: skip
+
+
+def _end_epoch(run: Optimisation, entry: dict, out: Path, config: RunConfig, val_cases: list[CachedCase], loss_fn,
+               device: torch.device, writer) -> None:  # fmt: skip
+    """Validate (every ``validate_every`` epochs and at the last), then history line, best and last checkpoints."""
+    last_epoch = run.epoch == config.train.epochs
+    if val_cases and (run.epoch % config.train.validate_every == 0 or last_epoch):
+        entry.update(validate(run.model, val_cases, config, device))
+        entry["loss/val"] = validation_loss(run.model, val_cases, config, loss_fn, device)
+        if entry["dice/mean_regions"] > run.best:
+            run.best = entry["dice/mean_regions"]
+            entry["best"] = True
+    state = run.state(config)
+    append_history(out / "history.jsonl", entry)  # before the checkpoint: a resume truncates it
+    if entry.get("best"):
+        save_checkpoint(out / BEST_CHECKPOINT, state)
+    save_checkpoint(out / LAST_CHECKPOINT, state)
+    _log_scalars(writer, entry)
 
 
 def load_pretrained(model: UNet3D, source: Path) -> None:

@@ -236,6 +236,54 @@ def open_prediction(pred_dir: Path, entry: dict) -> Callable[[Job], None]:
     return work
 
 
+class Sessions:
+    """Which browser a request comes from, where sessions are kept apart (``private``): an unguessable token in a
+    cookie. Without ``private`` every request is the one owner ""."""
+
+    def __init__(self, private: bool) -> None:
+        self.private = private
+        self._tokens: OrderedDict[str, None] = OrderedDict()  # the tokens handed out, newest last
+
+    def owner(self, request: Request, response: Response, start: bool = False) -> str:
+        """The session this request belongs to. An unknown or forged token owns nothing; ``start`` (the page, an
+        upload) hands such a browser a new token in a cookie set on ``response``."""
+        if not self.private:
+            return ""
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if token in self._tokens:
+            return token
+        if not start:
+            return "-"  # matches no job
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = None
+        while len(self._tokens) > MAX_SESSIONS:
+            self._tokens.popitem(last=False)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict")
+        return token
+
+    @staticmethod
+    def with_cookie(result: Response, carrier: Response) -> Response:
+        """``result`` carrying any cookie set on ``carrier`` (for responses built here rather than by FastAPI)."""
+        for key, value in carrier.headers.items():
+            if key == "set-cookie":
+                result.headers.append(key, value)
+        return result
+
+
+def load_once(model_loader: Callable[[], object]) -> Callable[[], object]:
+    """``model_loader`` called at the first use only (the first upload), whichever thread comes first."""
+    loaded: list = []
+    lock = threading.Lock()
+
+    def load():
+        with lock:
+            if not loaded:
+                loaded.append(model_loader())
+            return loaded[0]
+
+    return load
+
+
 def create_app(
     model_loader: Callable[[], object] | None,
     prediction_dirs: Sequence[Path] = (),
@@ -246,56 +294,32 @@ def create_app(
 ):
     """The FastAPI application. ``model_loader`` is called once, at the first upload (None: viewing only); with
     ``private``, each browser sees only its own jobs (see the module doc)."""
-
     owned = work is None
     work = Path(tempfile.mkdtemp(prefix="glioseg-serve-")) if work is None else Path(work)
     jobs = JobQueue(work, limits, max_jobs)
-    sessions: OrderedDict[str, None] = OrderedDict()  # the tokens handed out, newest last
-    loaded: list = []
-    load_lock = threading.Lock()
-
-    def load_once():
-        with load_lock:
-            if not loaded:
-                loaded.append(model_loader())  # type: ignore[misc]
-            return loaded[0]
+    sessions = Sessions(private)
 
     def cleanup():
         if owned:
             shutil.rmtree(work, ignore_errors=True)
 
-    def owner(request: Request, response: Response, start: bool = False) -> str:
-        """The session this request belongs to ("" when sessions are not kept apart). An unknown or forged token
-        owns nothing; ``start`` (the page, an upload) hands such a browser a new token in a cookie."""
-        if not private:
-            return ""
-        token = request.cookies.get(SESSION_COOKIE, "")
-        if token in sessions:
-            return token
-        if not start:
-            return "-"  # matches no job
-        token = secrets.token_urlsafe(32)
-        sessions[token] = None
-        while len(sessions) > MAX_SESSIONS:
-            sessions.popitem(last=False)
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict")
-        return token
-
-    def with_cookie(result: Response, carrier: Response) -> Response:
-        """``result`` carrying any cookie set on ``carrier`` (for responses built here rather than by FastAPI)."""
-        for key, value in carrier.headers.items():
-            if key == "set-cookie":
-                result.headers.append(key, value)
-        return result
-
     app = FastAPI(title="glioseg viewer", on_shutdown=[cleanup], docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.jobs = jobs
+    add_page_routes(app, sessions, model_loader is not None, limits)
+    add_upload_route(app, jobs, sessions, load_once(model_loader) if model_loader else None, limits)
+    add_job_routes(app, jobs, sessions)
+    add_prediction_routes(app, jobs, sessions, list(prediction_dirs))
+    return app
+
+
+def add_page_routes(app: FastAPI, sessions: Sessions, can_segment: bool, limits: UploadLimits) -> None:
+    """The page (which starts a session) and what it asks first."""
 
     @app.get("/")
     def page(request: Request, response: Response):
-        owner(request, response, start=True)
-        return with_cookie(FileResponse(STATIC / "viewer.html", media_type="text/html"), response)
+        sessions.owner(request, response, start=True)
+        return sessions.with_cookie(FileResponse(STATIC / "viewer.html", media_type="text/html"), response)
 
     @app.get("/favicon.ico", status_code=204)
     def favicon():
@@ -303,19 +327,24 @@ def create_app(
 
     @app.get("/api/info")
     def info():
-        return {"can_segment": model_loader is not None, "modalities": MODALITIES, "classes": CLASS_NAMES,
+        return {"can_segment": can_segment, "modalities": MODALITIES, "classes": CLASS_NAMES,
                 "structures": STRUCTURE_NAMES, "max_upload_mb": limits.max_upload_mb}  # fmt: skip
+
+
+def add_upload_route(app: FastAPI, jobs: JobQueue, sessions: Sessions, model: Callable[[], object] | None,
+                     limits: UploadLimits) -> None:  # fmt: skip
+    """``POST /api/jobs``: an upload, bounded before it is read, stored off the event loop, queued as a job."""
 
     @app.post("/api/jobs", status_code=202)
     async def upload(request: Request, response: Response):
-        if model_loader is None:
+        if model is None:
             raise HTTPException(409, "this server was started without a model; it only shows predictions")
         length = request.headers.get("content-length")
         if length is None or not length.isdigit():
             raise HTTPException(411, "send the upload with a Content-Length")
         if int(length) > limits.max_bytes:
             raise HTTPException(413, f"the upload is over {limits.max_upload_mb:g} MB; upload one case")
-        session = owner(request, response, start=True)
+        session = sessions.owner(request, response, start=True)
         form = await request.form(max_files=limits.max_files, max_fields=limits.max_files)
         try:
             uploads = [value for value in form.getlist("files") if hasattr(value, "filename")]
@@ -337,28 +366,36 @@ def create_app(
                 return JSONResponse({"detail": job.error, "job": job.public()}, status_code=500)
         finally:
             await form.close()
-        jobs.submit(job, segment_upload(load_once, source, limits.max_voxels))
+        jobs.submit(job, segment_upload(model, source, limits.max_voxels))
         return job.public()
+
+
+def add_job_routes(app: FastAPI, jobs: JobQueue, sessions: Sessions) -> None:
+    """A session's jobs, each job's state, and a finished job's files (by fixed names only)."""
 
     @app.get("/api/jobs")
     def list_jobs(request: Request, response: Response):
-        return [job.public() for job in jobs.snapshot(owner(request, response))]
+        return [job.public() for job in jobs.snapshot(sessions.owner(request, response))]
 
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str, request: Request, response: Response):
-        job = jobs.get(job_id, owner(request, response))
+        job = jobs.get(job_id, sessions.owner(request, response))
         if job is None:
             raise HTTPException(404, "no such job")
         return job.public()
 
     @app.get("/api/jobs/{job_id}/files/{name}")
     def job_file(job_id: str, name: str, request: Request, response: Response):
-        job = jobs.get(job_id, owner(request, response))
+        job = jobs.get(job_id, sessions.owner(request, response))
         if job is None or job.status != "done" or name not in VIEW_FILES:
             raise HTTPException(404, "no such file")
         filename = f"{job.case_id}_segmentation.nii.gz" if name == "segmentation" else f"{name}.nii.gz"
         return FileResponse(job.folder / "view" / f"{name}.nii.gz", media_type="application/gzip",
                             filename=filename)  # fmt: skip
+
+
+def add_prediction_routes(app: FastAPI, jobs: JobQueue, sessions: Sessions, prediction_dirs: list[Path]) -> None:
+    """Predictions on disk (``--predictions``): listed by index, opened as jobs (never a path from the request)."""
 
     @app.get("/api/predictions")
     def predictions():
@@ -377,10 +414,8 @@ def create_app(
             raise HTTPException(404, "no such case")
         try:
             title = f"{prediction_dirs[folder].name}/{entries[case]['case_id']}"
-            job = jobs.new_job(title, owner(request, response, start=True))
+            job = jobs.new_job(title, sessions.owner(request, response, start=True))
         except Busy as busy:
             raise HTTPException(503, f"the server is busy ({busy}); try again in a few minutes") from None
         jobs.submit(job, open_prediction(prediction_dirs[folder], entries[case]))
         return job.public()
-
-    return app
