@@ -1,7 +1,7 @@
 """Back to the native grid: probabilities interpolated (linear) then the label taken there, against the label
 resampled by nearest neighbour; scored against the expert label on each native grid.
 
-Real BraTS cases made raw as tests/test_prepare.py does (moved, 5 mm FLAIR and T2, sagittal T1, flipped T1Gd),
+Real BraTS cases made raw as tests/raw_cases.py does (moved, 5 mm FLAIR and T2, sagittal T1, flipped T1Gd),
 prepared and segmented once by the shipped model; the prediction then goes onto the native grid of every
 sequence both ways. The truth there is the expert label sampled the way the raw images were made (the known
 motion, nearest neighbour at each native voxel centre).
@@ -42,7 +42,7 @@ def main() -> None:
     from glioseg.predict import load_model
     from glioseg.prepare import nifti_images, prepare_case
     from glioseg.registration import RigidTransform, resample
-    from test_prepare import CROP, make_raw
+    from raw_cases import CROP, make_raw
 
     model = load_model()
     head = model.config.model.head

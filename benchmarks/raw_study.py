@@ -1,7 +1,7 @@
 """A raw four-sequence DICOM study to a native-space mask and a DICOM SEG: time, peak memory, each step's share,
 and agreement with the same case predicted BraTS-ready.
 
-Real BraTS cases made raw the way tests/test_prepare.py does (each sequence moved by up to 15 degrees and 20 mm,
+Real BraTS cases made raw the way tests/raw_cases.py does (each sequence moved by up to 15 degrees and 20 mm,
 FLAIR and T2 at 0.9 x 0.9 x 5 mm, a sagittal T1, a flipped T1Gd; the whole 240 x 240 x 155 field of view), written
 as a DICOM study (tests/dicom_writer.py: one file per slice, a localiser beside). End to end: ``glioseg predict
 STUDY --out DIR`` (the shipped model) timed with /usr/bin/time. Steps: the same functions called one after the
@@ -36,7 +36,7 @@ REGIONS = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
 def make_study(files, work: Path, seed: int) -> dict[str, Path]:
     from dicom_writer import write_study
     from glioseg.cases import read_case
-    from test_prepare import make_raw
+    from raw_cases import make_raw
 
     paths, _ = make_raw(read_case(files), work, np.random.default_rng(seed), crop=FULL_FIELD)
     write_study({role: (np.asarray(nib.load(p).dataobj), nib.load(p).affine) for role, p in paths.items()},

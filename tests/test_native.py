@@ -15,7 +15,7 @@ from dicom_writer import write_study
 from glioseg.cases import find_cases, read_case
 from glioseg.labels import BRATS2021
 from glioseg.registration import RigidTransform, resample
-from test_prepare import make_raw
+from raw_cases import make_raw
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0])
 
