@@ -44,4 +44,4 @@ clean:
 # Replace the NiiVue build shipped in the package (needs npm and the registry).
 niivue:
 	cd $$(mktemp -d) && npm pack --silent @niivue/niivue@$(NIIVUE_VERSION) && tar xzf niivue-niivue-$(NIIVUE_VERSION).tgz && \
-		cp package/dist/niivue.umd.js $(CURDIR)/src/glioseg/viewer/static/niivue.umd.js
+		cp package/dist/niivue.umd.js $(CURDIR)/src/glioseg/app/static/niivue.umd.js

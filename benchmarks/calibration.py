@@ -26,9 +26,9 @@ from machine import REPO
 from scipy import ndimage
 from scipy.stats import rankdata
 
-from glioseg.cases import find_cases, read_case
-from glioseg.crossval import held_out_cases
-from glioseg.predict import SHIPPED_MODELS, load_model
+from glioseg.datasets.cases import find_cases, read_case
+from glioseg.inference.predict import SHIPPED_MODELS, load_model
+from glioseg.workflows.crossval import held_out_cases
 
 BINS = 15
 NEAR_VOXELS = 10

@@ -27,12 +27,12 @@ import numpy as np
 from machine import REPO, RESULTS, describe
 from scipy import ndimage
 
-from glioseg.cases import find_cases, read_case, write_label
-from glioseg.config import EvaluateConfig, PostprocessConfig, PredictConfig
-from glioseg.evaluate import evaluate
-from glioseg.labels import BACKGROUND, CORE, EDEMA, ENHANCING
-from glioseg.postprocess import clean_label
-from glioseg.predict import SHIPPED_MODELS, load_model
+from glioseg.core.config import EvaluateConfig, PostprocessConfig, PredictConfig
+from glioseg.core.labels import BACKGROUND, CORE, EDEMA, ENHANCING
+from glioseg.datasets.cases import find_cases, read_case, write_label
+from glioseg.evaluation.evaluate import evaluate
+from glioseg.inference.postprocess import clean_label
+from glioseg.inference.predict import SHIPPED_MODELS, load_model
 
 REGIONS = ("WT", "TC", "ET")
 VARIANTS = {  # name -> rule; every variant tried, in the order tried (the rules: `cleaned` below)

@@ -45,8 +45,8 @@ def conv3d_limit(repeats: int = 3) -> dict:
 def stages(case_path: Path, run: Path | None) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from glioseg.cases import read_case, write_label
-    from glioseg.predict import load_model
+    from glioseg.datasets.cases import read_case, write_label
+    from glioseg.inference.predict import load_model
 
     model = load_model(run, "cpu")
     times: dict[str, float] = {}

@@ -1,7 +1,7 @@
 """Training steps per second on the CPU in float32 (the peer) and with bfloat16 autocast (what `glioseg train`
 uses on a CPU that has bfloat16 natively), same run, for the demo's network and the shipped model's.
 
-The step is `glioseg train`'s own (`glioseg.train.training_step`): forward under autocast, the loss in float32,
+The step is `glioseg train`'s own (`glioseg.training.loop.training_step`): forward under autocast, the loss in float32,
 backward, gradient clipping, AdamW.
 Random inputs: the arithmetic per step does not depend on the data.
 
@@ -24,12 +24,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import RESULTS, describe  # noqa: E402
 
-from glioseg.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from glioseg.demo import DemoSettings  # noqa: E402
-from glioseg.devices import cpu_has_native_bfloat16  # noqa: E402
-from glioseg.losses import make_loss  # noqa: E402
-from glioseg.model import UNet3D  # noqa: E402
-from glioseg.train import make_grad_scaler, make_optimizer, training_step  # noqa: E402
+from glioseg.core.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from glioseg.network.devices import cpu_has_native_bfloat16  # noqa: E402
+from glioseg.network.unet import UNet3D  # noqa: E402
+from glioseg.training.loop import make_grad_scaler, make_optimizer, training_step  # noqa: E402
+from glioseg.training.losses import make_loss  # noqa: E402
+from glioseg.workflows.demo import DemoSettings  # noqa: E402
 
 SHIPPED = RunConfig(  # scripts/train-shipped-model.sh
     model=ModelConfig(head="classes", deep_supervision=True),

@@ -25,9 +25,9 @@ from machine import RESULTS, SAMPLE, describe  # noqa: E402
 
 
 def engines(run: Path | None, case_path: Path) -> dict:
-    from glioseg.cases import read_case
-    from glioseg.predict import SHIPPED_MODELS, load_model
-    from glioseg.runs import export_weights
+    from glioseg.datasets.cases import read_case
+    from glioseg.inference.predict import SHIPPED_MODELS, load_model
+    from glioseg.network.runs import export_weights
 
     case = read_case(case_path)
     with tempfile.TemporaryDirectory() as scratch:
@@ -46,13 +46,13 @@ def engines(run: Path | None, case_path: Path) -> dict:
 
 
 def loader_vs_model(run: Path | None, steps: int = 20) -> dict:
-    from glioseg.cases import find_cases
-    from glioseg.losses import deep_supervision_loss, make_loss
-    from glioseg.model import UNet3D
-    from glioseg.predict import load_model
-    from glioseg.preprocess import cache_dataset
-    from glioseg.sampling import PatchBatches
-    from glioseg.train import make_optimizer
+    from glioseg.datasets.cases import find_cases
+    from glioseg.datasets.preprocess import cache_dataset
+    from glioseg.inference.predict import load_model
+    from glioseg.network.unet import UNet3D
+    from glioseg.training.loop import make_optimizer
+    from glioseg.training.losses import deep_supervision_loss, make_loss
+    from glioseg.training.sampling import PatchBatches
 
     config = load_model(run, "cpu").config
     with tempfile.TemporaryDirectory() as scratch:

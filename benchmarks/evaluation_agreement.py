@@ -28,11 +28,11 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from glioseg.cases import find_cases, read_case
-from glioseg.config import EvaluateConfig
-from glioseg.evaluate import evaluate_case
-from glioseg.labels import BRATS2023, CORE, EDEMA, ENHANCING
-from glioseg.layouts import CaseFiles
+from glioseg.core.config import EvaluateConfig
+from glioseg.core.labels import BRATS2023, CORE, EDEMA, ENHANCING
+from glioseg.datasets.cases import find_cases, read_case
+from glioseg.datasets.layouts import CaseFiles
+from glioseg.evaluation.evaluate import evaluate_case
 
 REPO = Path(__file__).resolve().parents[1]
 GROUPS = {"wt": "WT", "tc": "TC", "et": "ET", "netc": "core", "snfh": "edema"}

@@ -3,7 +3,7 @@ keep the GPU fed?
 
 Three numbers, one run: (1) the model alone (`glioseg train`'s step on random tensors) with AMP and in
 float32, the peer; (2) one loader process (`PatchBatches` with augmentation) on real patches; (3) end to end,
-`glioseg.train.train` on real data with ``--workers`` loader processes (samples/s of its last epochs, the first
+`glioseg.training.loop.train` on real data with ``--workers`` loader processes (samples/s of its last epochs, the first
 one warms up and starts the loader processes). Default model (width 16, depth 4, regions head), batch 2.
 
     python benchmarks/gpu_training.py --data DATASET [--patch 128] [--workers 14] [--out results.json]
@@ -28,9 +28,9 @@ from machine import RESULTS, SAMPLE, describe  # noqa: E402
 def model_alone(config, device: torch.device, amp: bool, steps: int) -> float:
     """Patches/s of training steps on random tensors: the GPU's ceiling, no data loading."""
     amp = amp and device.type == "cuda"  # float16 on CUDA as `glioseg train` (CPU bfloat16: cpu_mixed_precision.py)
-    from glioseg.losses import make_loss
-    from glioseg.model import UNet3D
-    from glioseg.train import make_grad_scaler, make_optimizer, training_step
+    from glioseg.network.unet import UNet3D
+    from glioseg.training.loop import make_grad_scaler, make_optimizer, training_step
+    from glioseg.training.losses import make_loss
 
     torch.manual_seed(0)
     model = UNet3D(config.model).to(device)
@@ -58,7 +58,7 @@ def model_alone(config, device: torch.device, amp: bool, steps: int) -> float:
 
 def loader_alone(cached, config, steps: int) -> float:
     """Patches/s one loader process delivers (sampling, cropping, augmentation on the CPU)."""
-    from glioseg.sampling import PatchBatches
+    from glioseg.training.sampling import PatchBatches
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a loader worker runs
@@ -74,8 +74,8 @@ def loader_alone(cached, config, steps: int) -> float:
 
 def end_to_end(data: Path, config, device: str, scratch: Path) -> list[float]:
     """Samples/s per epoch of a real `glioseg train` run."""
-    from glioseg.runs import read_history
-    from glioseg.train import train
+    from glioseg.network.runs import read_history
+    from glioseg.training.loop import train
 
     train(data, scratch / "run", config, device=device, cache_root=scratch / "cache", progress=False)
     return [entry["samples_per_s"] for entry in read_history(scratch / "run")]
@@ -87,9 +87,9 @@ def _synchronize(device: torch.device) -> None:
 
 
 def main() -> None:
-    from glioseg.cases import find_cases
-    from glioseg.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
-    from glioseg.preprocess import cache_dataset
+    from glioseg.core.config import ModelConfig, PreprocessConfig, RunConfig, TrainConfig
+    from glioseg.datasets.cases import find_cases
+    from glioseg.datasets.preprocess import cache_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SAMPLE, help="labelled dataset (default: the BraTS 2018 sample)")

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from glioseg.cases import find_cases, read_case
-from glioseg.geometry import label_from_fractions, tumour_fractions
-from glioseg.metrics import case_metrics
-from glioseg.preprocess import brain_box, resampled_shape
+from glioseg.core.geometry import label_from_fractions, tumour_fractions
+from glioseg.datasets.cases import find_cases, read_case
+from glioseg.datasets.preprocess import brain_box, resampled_shape
+from glioseg.evaluation.metrics import case_metrics
 
 REGIONS = ("WT", "TC", "ET")
 

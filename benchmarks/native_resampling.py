@@ -35,13 +35,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=3)
     args = parser.parse_args()
-    from glioseg.cases import find_cases, read_case
-    from glioseg.layouts import MODALITIES, locate_case
-    from glioseg.native import motion_onto, native_grids, native_label
-    from glioseg.postprocess import label_from_probabilities
-    from glioseg.predict import load_model
-    from glioseg.prepare import nifti_images, prepare_case
-    from glioseg.registration import RigidTransform, resample
+    from glioseg.core.registration import RigidTransform, resample
+    from glioseg.datasets.cases import find_cases, read_case
+    from glioseg.datasets.layouts import MODALITIES, locate_case
+    from glioseg.inference.native import motion_onto, native_grids, native_label
+    from glioseg.inference.postprocess import label_from_probabilities
+    from glioseg.inference.predict import load_model
+    from glioseg.raw.prepare import nifti_images, prepare_case
     from raw_cases import CROP, make_raw
 
     model = load_model()

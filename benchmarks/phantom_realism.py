@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from glioseg.cases import find_cases, read_case
-from glioseg.labels import CORE, EDEMA, ENHANCING
-from glioseg.layouts import MODALITIES
-from glioseg.synth import make_phantom
+from glioseg.core.labels import CORE, EDEMA, ENHANCING
+from glioseg.datasets.cases import find_cases, read_case
+from glioseg.datasets.layouts import MODALITIES
+from glioseg.datasets.phantoms import make_phantom
 
 COMPARTMENTS = {"normal": 0, "edema": EDEMA, "core": CORE, "enhancing": ENHANCING}
 

@@ -7,8 +7,8 @@ phantoms of another seed, in the BraTS way (an empty truth scores 1 only if the 
     .venv/bin/python benchmarks/phantom_training.py --out runs/phantom-training \
         --variant demo '{}' --variant w8-96 '{"shape": [96, 96, 64], "width": 8, "epochs": 60}'
 
-A variant's JSON sets any field of `glioseg.demo.DemoSettings` (cases, held_out, shape, epochs, steps_per_epoch,
-seed, width, patch, batch, foreground_fraction, learning_rate); the rest keep the demo's values.
+A variant's JSON sets any field of `glioseg.workflows.demo.DemoSettings` (cases, held_out, shape, epochs,
+steps_per_epoch, seed, width, patch, batch, foreground_fraction, learning_rate); the rest keep the demo's values.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import RESULTS, describe  # noqa: E402
 
-from glioseg.demo import DemoSettings, run_demo  # noqa: E402
+from glioseg.workflows.demo import DemoSettings, run_demo  # noqa: E402
 
 
 def run_variant(out: Path, overrides: dict) -> dict:

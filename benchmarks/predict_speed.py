@@ -38,9 +38,9 @@ def timed(command: list[str]) -> dict:
 
 
 def dice_against_truth(mask: Path, case: Path) -> dict[str, float]:
-    from glioseg.config import EvaluateConfig
-    from glioseg.evaluate import evaluate_case
-    from glioseg.layouts import locate_case
+    from glioseg.core.config import EvaluateConfig
+    from glioseg.datasets.layouts import locate_case
+    from glioseg.evaluation.evaluate import evaluate_case
 
     truth = locate_case(case)
     scores, _ = evaluate_case(mask, truth, truth.convention, EvaluateConfig())

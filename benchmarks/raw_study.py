@@ -35,7 +35,7 @@ REGIONS = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
 
 def make_study(files, work: Path, seed: int) -> dict[str, Path]:
     from dicom_writer import write_study
-    from glioseg.cases import read_case
+    from glioseg.datasets.cases import read_case
     from raw_cases import make_raw
 
     paths, _ = make_raw(read_case(files), work, np.random.default_rng(seed), crop=FULL_FIELD)
@@ -46,14 +46,14 @@ def make_study(files, work: Path, seed: int) -> dict[str, Path]:
 
 def steps(study: Path, work: Path) -> dict[str, float]:
     """Seconds of each step, the functions glioseg predict calls, one after the other."""
-    from glioseg.cases import read_case
-    from glioseg.config import PredictConfig
-    from glioseg.dicom_seg import write_dicom_seg
-    from glioseg.layouts import locate_case
-    from glioseg.native import motion_onto, native_grids, native_label, reference_series_files
-    from glioseg.postprocess import clean_label
-    from glioseg.predict import load_model
-    from glioseg.prepare import dicom_images, prepare_case
+    from glioseg.core.config import PredictConfig
+    from glioseg.datasets.cases import read_case
+    from glioseg.datasets.layouts import locate_case
+    from glioseg.inference.native import motion_onto, native_grids, native_label, reference_series_files
+    from glioseg.inference.postprocess import clean_label
+    from glioseg.inference.predict import load_model
+    from glioseg.raw.dicom_seg import write_dicom_seg
+    from glioseg.raw.prepare import dicom_images, prepare_case
 
     seconds, clock = {}, time.perf_counter()
 
@@ -86,8 +86,8 @@ def steps(study: Path, work: Path) -> dict[str, float]:
 def agreement(native_mask: Path, ready_mask: Path, truth: Path) -> dict[str, dict[str, float]]:
     import SimpleITK as sitk
 
-    from glioseg.labels import BRATS2021
-    from glioseg.registration import RigidTransform, resample
+    from glioseg.core.labels import BRATS2021
+    from glioseg.core.registration import RigidTransform, resample
 
     native = nib.load(native_mask)
     identity = RigidTransform(sitk.Euler3DTransform(), 0, 0, 0)
@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=2, help="how many sample cases (every fifth)")
     args = parser.parse_args()
-    from glioseg.cases import find_cases
+    from glioseg.datasets.cases import find_cases
 
     results = {"machine": describe(), "cases": {}}
     for index, files in enumerate(find_cases(SAMPLE)[::5][: args.cases]):

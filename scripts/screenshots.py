@@ -33,8 +33,8 @@ def chrome():
 def viewer_screenshot(case: Path, out: Path) -> dict:
     from selenium.webdriver.common.by import By
 
-    from glioseg.predict import load_model
-    from glioseg.viewer.app import create_app
+    from glioseg.app.viewer import create_app
+    from glioseg.inference.predict import load_model
 
     model = load_model()
     with tempfile.TemporaryDirectory() as work, serving(create_app(lambda: model, work=Path(work))) as url:

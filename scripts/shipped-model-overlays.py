@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import glioseg
-from glioseg.cases import read_case
-from glioseg.figures import plot_overlay
+from glioseg.datasets.cases import read_case
+from glioseg.evaluation.figures import plot_overlay
 
 sample_2018 = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/brats2018-sample")
 case_2023 = Path(sys.argv[2] if len(sys.argv) > 2 else "../shared/data/brats2023-sample/BraTS-GLI-00001-000")

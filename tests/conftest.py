@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from glioseg.config import CohortConfig
-from glioseg.synth import write_cohort
+from glioseg.core.config import CohortConfig
+from glioseg.datasets.phantoms import write_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,5 +1,5 @@
 """Write volumes as DICOM MR series the way a scanner exports them (one file per slice, ImagePositionPatient and
-ImageOrientationPatient from the voxel grid, rescaled integer pixels, the tags glioseg.dicom reads the sequence
+ImageOrientationPatient from the voxel grid, rescaled integer pixels, the tags glioseg.raw.dicom reads the sequence
 from), so tests and benchmarks can give real BraTS cases to glioseg as a DICOM study."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from glioseg.registration import RigidTransform, resample, to_sitk
+from glioseg.core.registration import RigidTransform, resample, to_sitk
 
 CROP = (slice(40, 200), slice(30, 210), slice(10, 140))  # most of the brain; registration is faster on less
 

@@ -10,11 +10,11 @@
 Heavy modules (torch, MONAI, matplotlib) load on first use of the functions that need them.
 """
 
-from glioseg.cases import Case, find_cases, read_case, write_label
-from glioseg.config import DEFAULT_DEVICE
-from glioseg.errors import InputError
-from glioseg.layouts import CaseFiles
-from glioseg.version import __version__
+from glioseg.core.config import DEFAULT_DEVICE
+from glioseg.core.errors import InputError
+from glioseg.core.version import __version__
+from glioseg.datasets.cases import Case, find_cases, read_case, write_label
+from glioseg.datasets.layouts import CaseFiles
 
 __all__ = [
     "Case", "CaseFiles", "InputError", "find_cases", "load_case", "load_model", "plot_overlay", "read_case",
@@ -23,26 +23,26 @@ __all__ = [
 
 
 def load_case(path):
-    """Read a case in any supported layout (see :func:`glioseg.cases.read_case`)."""
+    """Read a case in any supported layout (see :func:`glioseg.datasets.cases.read_case`)."""
     return read_case(path)
 
 
 def load_model(run=None, device: str = DEFAULT_DEVICE):
-    """Load trained run(s) for prediction (see :func:`glioseg.predict.load_model`)."""
-    from glioseg.predict import load_model as load
+    """Load trained run(s) for prediction (see :func:`glioseg.inference.predict.load_model`)."""
+    from glioseg.inference.predict import load_model as load
 
     return load(run, device)
 
 
 def sens_spec_table(prediction, truth):
-    """Sensitivity, specificity and Dice per class as a DataFrame (see :func:`glioseg.metrics.sens_spec_table`)."""
-    from glioseg.metrics import sens_spec_table as table
+    """Sensitivity, specificity and Dice per class, a DataFrame (:func:`glioseg.evaluation.metrics.sens_spec_table`)."""
+    from glioseg.evaluation.metrics import sens_spec_table as table
 
     return table(prediction, truth)
 
 
 def plot_overlay(case, prediction, loc=None, modality: str = "FLAIR"):
-    """Three orthogonal slices, truth above prediction (see :func:`glioseg.figures.plot_overlay`)."""
-    from glioseg.figures import plot_overlay as plot
+    """Three orthogonal slices, truth above prediction (see :func:`glioseg.evaluation.figures.plot_overlay`)."""
+    from glioseg.evaluation.figures import plot_overlay as plot
 
     return plot(case, prediction, loc, modality)

@@ -1,3 +1,3 @@
-from glioseg.cli import main
+from glioseg.app.cli import main
 
 main()

@@ -1,0 +1,3 @@
+"""Below everything: settings and their defaults, label conventions, the input error, safe file writing, small
+geometry, rigid registration, the version. Imports nothing of glioseg's outside core.
+"""

@@ -1,0 +1,1 @@
+"""`glioseg train`: the training loop, losses, patch sampling, augmentation."""

@@ -1,2 +1,0 @@
-"""The web viewer of `glioseg serve`: the FastAPI app (app.py), safe handling of uploads (uploads.py) and the page
-with NiiVue (static/)."""
