@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=3)
     args = parser.parse_args()
+    from glioseg.core.config import PrepareConfig
     from glioseg.core.registration import RigidTransform, resample
     from glioseg.datasets.cases import find_cases, read_case
     from glioseg.datasets.layouts import MODALITIES, locate_case
@@ -42,6 +43,7 @@ def main() -> None:
     from glioseg.inference.postprocess import label_from_probabilities
     from glioseg.inference.predict import load_model
     from glioseg.raw.prepare import nifti_images, prepare_case
+    from glioseg.raw.prepared import PreparedFiles
     from raw_cases import CROP, make_raw
 
     model = load_model()
@@ -53,15 +55,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             work = Path(folder)
             paths, motions = make_raw(case, work, np.random.default_rng(index))
-            prepared = prepare_case(nifti_images(paths), work / "prepared", "case", "none")
+            prepared = prepare_case(nifti_images(paths), work / "prepared", "case", PrepareConfig("none"))
+            files = PreparedFiles(prepared.folder)
             ready = read_case(locate_case(prepared.folder))
             prediction = model.predict(ready, keep_probabilities=True)
             label = label_from_probabilities(prediction.probabilities, head).astype(np.float32)
-            grids = native_grids(prepared.folder)
+            grids = native_grids(files)
             cropped = case.affine.copy()
             cropped[:3, 3] = case.affine[:3, :3] @ [s.start for s in CROP] + case.affine[:3, 3]
             for role in MODALITIES:
-                grid, motion = grids[role], motion_onto(prepared.folder, role)
+                grid, motion = grids[role], motion_onto(files, role)
                 truth = resample(case.label[CROP].astype(np.float32), cropped, grid.shape, grid.affine,
                                  RigidTransform(motions[role], 0, 0, 0), labels=True)  # fmt: skip
                 by_probabilities = native_label(prediction.probabilities, ready.affine, grid, motion, head)

@@ -54,6 +54,7 @@ def steps(study: Path, work: Path) -> dict[str, float]:
     from glioseg.inference.predict import load_model
     from glioseg.raw.dicom_seg import write_dicom_seg
     from glioseg.raw.prepare import dicom_images, prepare_case
+    from glioseg.raw.prepared import PreparedFiles
 
     seconds, clock = {}, time.perf_counter()
 
@@ -63,9 +64,10 @@ def steps(study: Path, work: Path) -> dict[str, float]:
         seconds[name] = round(now - clock, 2)
         clock = now
 
-    images, _ = dicom_images(study, {}, work / "convert")
+    images, sources = dicom_images(study, {}, work / "convert")
     lap("read DICOM, dcm2niix")
-    prepared = prepare_case(images, work / "prepared", "case")
+    prepared = prepare_case(images, work / "prepared", "case", sources=sources)
+    files = PreparedFiles(prepared.folder)
     lap("reorient, resample, register, write")
     model = load_model()
     settings = PredictConfig()
@@ -73,12 +75,12 @@ def steps(study: Path, work: Path) -> dict[str, float]:
     case = read_case(locate_case(prepared.folder))
     prediction = model.predict(case, settings, keep_probabilities=True)
     lap("segment (prepared grid)")
-    grid = native_grids(prepared.folder)["T1Gd"]
-    label = native_label(prediction.probabilities, case.affine, grid, motion_onto(prepared.folder, "T1Gd"),
+    grid = native_grids(files)["T1Gd"]
+    label = native_label(prediction.probabilities, case.affine, grid, motion_onto(files, "T1Gd"),
                          model.config.model.head)  # fmt: skip
     label = clean_label(label, grid.spacing, settings.postprocess)
     lap("back to the native grid")
-    write_dicom_seg(work / "seg.dcm", label, grid.affine, reference_series_files(study, settings))
+    write_dicom_seg(work / "seg.dcm", label, grid.affine, reference_series_files(files))
     lap("DICOM SEG")
     return seconds
 

@@ -45,7 +45,7 @@ def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         return lambda logits, fractions: dice(logits, regions_target(fractions))
     if name == "dice_bce":
         # not MONAI's DiceCELoss(sigmoid=True): with more than one channel it applies softmax cross-entropy,
-        # which is wrong for overlapping regions (tests/test_losses.py checks the sum below)
+        # which is wrong for overlapping regions (tests/training/test_losses.py checks the sum below)
         dice, bce = DiceLoss(sigmoid=True, batch=True), torch.nn.BCEWithLogitsLoss()
 
         def dice_bce(logits: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
