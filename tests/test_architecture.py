@@ -152,3 +152,48 @@ def test_the_map_names_every_module_and_no_other():
     rows = set(re.findall(r"^\| `([a-z_.]+)` \|", table, re.MULTILINE))
     modules = {name.removeprefix("glioseg.") for name in MODULE_FILES if name.count(".") == 2}
     assert rows == modules
+
+
+OWNED_LITERALS = {  # a string only its owner writes: the concept it names lives there
+    "prepare.json": "glioseg.raw.prepared",  # the prepared-case record
+    "native_t1gd.nii.gz": "glioseg.raw.prepared",
+    "last.pt": "glioseg.network.runs",  # the run folder's checkpoints
+    "best.pt": "glioseg.network.runs",
+    "t1ce": "glioseg.datasets.layouts",  # dataset layouts' file names
+    "t2f": "glioseg.datasets.layouts",
+    "seg": "glioseg.datasets.layouts",
+}
+OWNED_CALLS = {  # a function or class only its owner calls
+    "UNet3D": "glioseg.network.unet",  # every other module asks build_network
+    "label_from_regions": "glioseg.inference.postprocess",  # the one probabilities-to-label rule
+}
+
+
+def test_each_concept_has_one_owner():
+    strays = []
+    for name, path in MODULE_FILES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and OWNED_LITERALS.get(node.value, name) != name:
+                strays.append(f"{name} writes {node.value!r}")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if OWNED_CALLS.get(node.func.id, name) != name:
+                    strays.append(f"{name} calls {node.func.id}")
+            elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__version__" for t in node.targets):
+                if name != "glioseg.core.version":
+                    strays.append(f"{name} sets __version__")
+    assert strays == []
+
+
+def test_defaults_are_named_not_repeated():
+    """A ``device`` parameter that takes ``--device``'s choice defaults to ``config.DEFAULT_DEVICE``, not to an
+    ``"auto"`` of its own."""
+    literal = []
+    for name, path in MODULE_FILES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                arguments = node.args.args + node.args.kwonlyargs
+                defaults = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults
+                for argument, default in zip(arguments, defaults + node.args.kw_defaults):
+                    if argument.arg == "device" and isinstance(default, ast.Constant) and default.value == "auto":
+                        literal.append(f"{name}.{node.name}")
+    assert literal == []

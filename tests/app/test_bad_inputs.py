@@ -355,7 +355,8 @@ PREDICT_DAMAGES = [missing_modality, nan_voxels, truncated, not_nifti, empty_fil
                    three_d_msd, three_channels, empty_dataset, big_volume, many_volumes, two_files_one_modality,
                    two_prefixes, broken_link, inf_voxels]  # fmt: skip
 UNALIGNED = [shapes_differ, affines_differ]
-"""Sequences on different grids: raw input that predict prepares (tests/inference/test_native.py), unless --prepare never."""
+"""Sequences on different grids: raw input that predict prepares (tests/inference/test_native.py), unless --prepare
+never."""
 
 
 @pytest.mark.parametrize("damage", PREDICT_DAMAGES, ids=lambda d: d.__name__)
