@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from conftest import REPO
 from glioseg.core.config import TrainConfig
 from glioseg.datasets.splits import kfold_splits, patient_of
 
@@ -27,9 +28,8 @@ def test_seeded():
 
 def test_the_shipped_models_splits_are_unchanged(tmp_path):
     """One scan per patient: the folds of before patients were grouped (docs/model/splits.json: 4 folds, seed 0)."""
-    from pathlib import Path
 
-    recorded = json.loads((Path(__file__).parents[1] / "docs" / "model" / "splits.json").read_text())
+    recorded = json.loads((REPO / "docs" / "model" / "splits.json").read_text())
     ids = sorted(recorded[0]["train"] + recorded[0]["val"])
     assert kfold_splits(ids, 4, 0, BRATS) == recorded
 
