@@ -65,6 +65,20 @@ def glioseg_cli(*args, **kwargs) -> subprocess.CompletedProcess:
                           env=env, **kwargs)  # fmt: skip
 
 
+def assert_clear_error(result: subprocess.CompletedProcess, name: str, status: int = 2) -> None:
+    """One clear error: the status, ``name`` (the file at fault) and a fix in the message, no traceback."""
+    assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert name in text, text
+    assert "fix" in text.lower(), text
+    assert "Traceback" not in text
+
+
+def no_outputs(folder: Path) -> bool:
+    """Nothing written that could pass for a result."""
+    return not folder.exists() or not any(p.suffix in (".gz", ".pt", ".csv", ".json") for p in folder.rglob("*"))
+
+
 PHANTOM_RUN_SHAPE = (40, 40, 32)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
+from conftest import PHANTOM_RUN_SHAPE, assert_clear_error, glioseg_cli, no_outputs
 
 SUFFIXES = ("flair", "t1", "t1ce", "t2", "seg")
 
@@ -271,18 +271,6 @@ DATASET_DAMAGES = [
     dataset_json_two_values_one_class, dataset_json_missing_class, dataset_json_unknown_channel,
     msd_dataset_json_bad_modality,
 ]  # fmt: skip
-
-
-def assert_clear_error(result, name: str, status: int = 2):
-    assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
-    text = " ".join((result.stdout + result.stderr).split())
-    assert name in text, text
-    assert "fix" in text.lower(), text
-    assert "Traceback" not in text
-
-
-def no_outputs(folder: Path) -> bool:
-    return not folder.exists() or not any(p.suffix in (".gz", ".pt", ".csv", ".json") for p in folder.rglob("*"))
 
 
 # ---- check -------------------------------------------------------------------------------------------------

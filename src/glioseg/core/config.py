@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -157,6 +159,34 @@ class TrainConfig:
     )  # fmt: skip
 
 
+def checked(value, hint, name: str):
+    """``value`` read from JSON as the type ``hint`` of the setting ``name`` (lists become tuples), or ValueError:
+    a settings file holds data of the types written here, nothing else."""
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for argument in arguments:
+            try:
+                return checked(value, argument, name)
+            except ValueError:
+                continue
+    elif origin is Literal:
+        if value in arguments:
+            return value
+    elif origin is tuple and isinstance(value, list | tuple):
+        kinds = [arguments[0]] * len(value) if arguments[-1] is Ellipsis else list(arguments)
+        if len(kinds) == len(value):
+            return tuple(checked(item, kind, name) for item, kind in zip(value, kinds))
+    elif hint is type(None) and value is None:
+        return None
+    elif hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    elif hint in (int, str, bool) and type(value) is hint:
+        return value
+    expected = (f"one of {', '.join(map(repr, arguments))}" if origin is Literal
+                else str(hint).replace("typing.", "") if origin else hint.__name__)  # fmt: skip
+    raise ValueError(f"setting {name} = {value!r} is not {expected}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run was made with; ``config.json`` in the run folder."""
@@ -174,21 +204,19 @@ class RunConfig:
         ``label_convention`` that nothing read: it is ignored."""
 
         def build(kind, values):
-            names = {f.name: f for f in dataclasses.fields(kind)}
-            unknown = set(values) - set(names)
+            if not isinstance(values, dict):
+                raise ValueError(f"{kind.__name__} is {type(values).__name__}, not a table of settings")
+            hints = typing.get_type_hints(kind)
+            unknown = set(values) - set(hints)
             if unknown:
                 raise ValueError(f"unknown {kind.__name__} settings {sorted(unknown)}")
-            return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+            return kind(**{name: checked(value, hints[name], name) for name, value in values.items()})
 
         return cls(
             preprocess=build(PreprocessConfig, data.get("preprocess", {})),
             model=build(ModelConfig, data.get("model", {})),
             train=build(TrainConfig, data.get("train", {})),
         )
-
-    @classmethod
-    def load(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 @dataclass(frozen=True)

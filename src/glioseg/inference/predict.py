@@ -44,7 +44,7 @@ from glioseg.inference.postprocess import (
 )
 from glioseg.inference.sliding_window import ensemble_probabilities
 from glioseg.network.devices import choose_device
-from glioseg.network.runs import checkpoint_path, load_checkpoint
+from glioseg.network.runs import checkpoint_path, load_checkpoint, run_config_of
 from glioseg.network.unet import Network, build_network, divisor
 
 SHIPPED_MODELS = tuple(Path(__file__).parents[1] / "models" / f"brats2018-28-fold{fold}.pt" for fold in range(5))
@@ -183,10 +183,7 @@ def load_model(
     networks, config = [], None
     for path in paths:
         state = load_checkpoint(path)
-        try:
-            run_config = RunConfig.from_dict(state["config"])
-        except (TypeError, ValueError) as error:
-            raise InputError(path, f"checkpoint config does not match this glioseg ({error})", "retrain") from None
+        run_config = run_config_of(state, path)
         if shipped:
             run_config = dataclasses.replace(
                 run_config, model=dataclasses.replace(run_config.model, temperature=SHIPPED_TEMPERATURE)

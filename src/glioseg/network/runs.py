@@ -4,15 +4,20 @@ Training writes these files and prediction, reports and the viewer read them, so
 ``train.py`` (prediction never imports the training loop).
 
 A checkpoint is a dict ``{"version", "config", "model", "epoch", ...}``: ``config`` is the run's ``RunConfig`` as
-a dict, so a checkpoint alone rebuilds its network. ``history.jsonl`` holds one JSON line per epoch.
+a dict, so a checkpoint alone rebuilds its network. It holds tensors, numbers, strings, lists and dicts only, and is
+read by torch's weights-only unpickler: a model file that would run code when loaded is refused before any of it
+runs. ``history.jsonl`` holds one JSON line per epoch.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from glioseg.core.config import RunConfig
@@ -30,20 +35,78 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, temporary)
 
 
+CHECKPOINT_KEYS = ("version", "config", "model", "epoch")
+"""What every checkpoint holds (an export holds these only; a run's also its optimiser, schedule and RNG states)."""
+NUMPY_ARRAY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+"""What a run saved before 2026-12-07 needs besides weights: its numpy RNG state was an array (data, not code)."""
+
+
 def load_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents, refusing truncated or foreign files with a clear error."""
+    """A checkpoint's contents, read as data only (torch's weights-only unpickler), checked to be a glioseg
+    checkpoint whose weights are tensors.
+
+    Raises:
+        InputError: a missing, damaged or foreign file, or one whose pickle asks for anything but data.
+    """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(NUMPY_ARRAY_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise InputError(path, "checkpoint not found",
                          f"give a run folder that holds {LAST_CHECKPOINT} or {BEST_CHECKPOINT}") from None  # fmt: skip
+    except pickle.UnpicklingError as error:
+        named = re.search(r"GLOBAL ([\w.]+)", str(error))
+        asked = f"would call {named.group(1)}" if named else "holds more than data"
+        raise InputError(path, f"refused: loading it {asked}, and glioseg loads weights only (a model file can run "
+                         "any code it carries)", "use a checkpoint written by glioseg train or export, "
+                         "from a source you trust") from None  # fmt: skip
     except Exception as error:  # torch raises many types for a damaged file
-        raise InputError(
-            path, f"unreadable checkpoint ({type(error).__name__}: {error})", "retrain or re-copy"
-        ) from None
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model" not in state:
-        raise InputError(path, "not a glioseg checkpoint", "give a checkpoint written by `glioseg train`")
+        raise InputError(path, f"unreadable checkpoint ({type(error).__name__}: {str(error)[:200]})",
+                         "retrain or re-copy") from None  # fmt: skip
+    return _checked(state, path)
+
+
+def _checked(state, path: Path) -> dict:
+    """``state`` if it is a glioseg checkpoint: every key of :data:`CHECKPOINT_KEYS`, a config table, weights that
+    are named tensors."""
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise InputError(path, "not a glioseg checkpoint", "give a checkpoint written by `glioseg train` or export")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise InputError(path, f"a glioseg checkpoint without its {', '.join(missing)}",
+                         "re-export it from its run, or retrain")  # fmt: skip
+    weights = state["model"]
+    if (
+        not isinstance(state["config"], dict)
+        or not isinstance(weights, dict)
+        or not all(isinstance(name, str) and isinstance(value, torch.Tensor) for name, value in weights.items())
+    ):
+        raise InputError(path, "its config or weights are not what glioseg writes (a table of settings, named "
+                         "tensors)", "re-export it from its run, or retrain")  # fmt: skip
     return state
+
+
+def read_run_config(path: Path) -> RunConfig:
+    """A run folder's ``config.json``.
+
+    Raises:
+        InputError: missing, not JSON, or settings this glioseg does not have (or of the wrong type).
+    """
+    try:
+        return RunConfig.from_dict(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise InputError(path, "not found: this is not a run folder", "give a folder glioseg train wrote") from None
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        raise InputError(path, f"not a run's settings ({str(error)[:200]})",
+                         "restore the file from the run, or train anew") from None  # fmt: skip
+
+
+def run_config_of(state: dict, path: Path) -> RunConfig:
+    """The ``RunConfig`` a checkpoint was trained with."""
+    try:
+        return RunConfig.from_dict(state["config"])
+    except (TypeError, ValueError, AttributeError) as error:
+        raise InputError(path, f"checkpoint config does not match this glioseg ({error})", "retrain") from None
 
 
 def checkpoint_path(run: Path) -> Path:
@@ -60,16 +123,17 @@ def checkpoint_path(run: Path) -> Path:
 def export_weights(run: Path, out: Path, onnx: bool = False) -> list[Path]:
     """A run's best (else last) checkpoint, or a checkpoint file, without optimiser and RNG state (what prediction
     needs, a third the size), and with ``onnx`` the network as ONNX beside it (``out`` with suffix ``.onnx``)."""
-    state = load_checkpoint(checkpoint_path(run))
-    slim = {key: state[key] for key in ("version", "config", "model", "epoch")}
+    source = checkpoint_path(run)
+    state = load_checkpoint(source)
+    config = run_config_of(state, source)
+    network = build_network(config.model, state["model"], source)  # the weights fit: checked before writing
+    slim = {key: state[key] for key in CHECKPOINT_KEYS}
     slim["model"] = {name: tensor.contiguous() for name, tensor in state["model"].items()}
     save_checkpoint(out, slim)
     if not onnx:
         return [out]
     from glioseg.network.onnx_engine import export_onnx
 
-    config = RunConfig.from_dict(state["config"])
-    network = build_network(config.model, state["model"], checkpoint_path(run))
     return [out, export_onnx(network, out.with_suffix(".onnx"), config.train.patch)]
 
 

@@ -39,6 +39,7 @@ from glioseg.network.runs import (
     checkpoint_path,
     load_checkpoint,
     read_history,
+    read_run_config,
     save_checkpoint,
     truncate_history,
 )
@@ -90,12 +91,16 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Opt
 
 
 def _rng_states() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random generator's state, as data a weights-only checkpoint reader takes (numpy's array as a list)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    numpy_state = (name, keys.tolist(), position, has_gauss, gauss)
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
 
 
 def _restore_rng(states: dict) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
 
 
@@ -203,7 +208,7 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
         remove_stale_temporaries(out)  # a checkpoint being written when the run was killed
         if not (out / LAST_CHECKPOINT).exists():
             raise InputError(out / LAST_CHECKPOINT, "nothing to resume", "run without --resume to start this run")
-        saved = RunConfig.load(config_path)
+        saved = read_run_config(config_path)
         if saved != config:
             raise InputError(config_path, "settings differ from the run being resumed", "resume with the same options")
         return

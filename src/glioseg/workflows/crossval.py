@@ -11,14 +11,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from glioseg.core.config import PredictConfig, RunConfig
+from glioseg.core.config import PredictConfig
 from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.datasets.cases import find_cases, read_case, write_label
 from glioseg.datasets.splits import read_splits
 from glioseg.evaluation.evaluate import evaluate, write_results
 from glioseg.inference.predict import load_model, write_case_index, write_measurements
-from glioseg.network.runs import LAST_CHECKPOINT
+from glioseg.network.runs import LAST_CHECKPOINT, read_run_config
 
 
 def held_out_cases(runs: list[Path]) -> dict[str, Path]:
@@ -26,7 +26,7 @@ def held_out_cases(runs: list[Path]) -> dict[str, Path]:
     owner: dict[str, Path] = {}
     splits = None
     for run in runs:
-        config = RunConfig.load(run / "config.json")
+        config = read_run_config(run / "config.json")
         if config.train.fold is None:
             raise InputError(run, "trained on every case (--fold all): it has no held-out cases",
                              "give the runs of folds 0 .. k-1")  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 from glioseg.core.config import CohortConfig, ModelConfig, PreprocessConfig, RunConfig, TrainConfig
 from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path
+from glioseg.network.runs import read_run_config
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _claim_folder(out: Path, settings: DemoSettings) -> None:
     else:  # a folder from before demo.json: its run's config tells
         run_config = out / "run" / "config.json"
         started_elsewhere = (out / "phantoms").exists() and (
-            not run_config.exists() or RunConfig.load(run_config) != settings.run_config()
+            not run_config.exists() or read_run_config(run_config) != settings.run_config()
         )
     if started_elsewhere:
         raise InputError(out, "holds a demo made with other settings (perhaps by an older glioseg)",
