@@ -2,6 +2,7 @@
 error that names the file at fault and the fix, a non-zero exit status, and leaves no partial output."""
 
 import gzip
+import io
 import json
 import shutil
 import subprocess
@@ -85,6 +86,60 @@ def nan_voxels(data, tmp):
 def all_zero(data, tmp):
     rewrite(case_file(data, "t1"), lambda a, m: (np.zeros_like(a), m))
     return case_file(data, "t1").name, data
+
+
+def constant_sequence(data, tmp):
+    rewrite(case_file(data, "t2"), lambda a, m: (np.full_like(a, 120), m))
+    return case_file(data, "t2").name, data
+
+
+def rgb_image(data, tmp):
+    path = case_file(data, "flair")
+    image = nib.load(path)
+    colours = np.zeros(image.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    colours["G"] = np.clip(np.asarray(image.dataobj) / 4, 0, 255).astype(np.uint8)
+    nib.save(nib.Nifti1Image(colours, image.affine), path)
+    return path.name, data
+
+
+def complex_image(data, tmp):
+    rewrite(case_file(data, "t1ce"), lambda a, m: (a.astype(np.complex64) * (1 + 0.5j), m))
+    return case_file(data, "t1ce").name, data
+
+
+def patch_header(path: Path, change) -> None:
+    """Change a NIfTI file's header bytes as a broken writer leaves them (nibabel's own writer would fix them)."""
+    raw = gzip.decompress(path.read_bytes())
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw), check=False)
+    change(header)
+    path.write_bytes(gzip.compress(header.binaryblock + raw[len(header.binaryblock) :]))
+
+
+def zero_spacing_singular_sform(data, tmp):
+    def change(header):
+        header["pixdim"][1:4] = 0
+        header["qform_code"], header["sform_code"] = 0, 1
+        header["srow_x"], header["srow_y"], header["srow_z"] = 0, 0, 0
+
+    for suffix in SUFFIXES:  # the whole case written so: its files still share one grid
+        patch_header(case_file(data, suffix), change)
+    return case_file(data, "flair").name, data
+
+
+def nan_sform(data, tmp):
+    def change(header):
+        header["qform_code"], header["sform_code"] = 0, 1
+        header["srow_y"] = np.nan
+
+    for suffix in SUFFIXES:
+        patch_header(case_file(data, suffix), change)
+    return case_file(data, "flair").name, data
+
+
+def voxels_of_a_metre(data, tmp):  # a header in metres read as millimetres
+    for suffix in SUFFIXES:
+        rewrite(case_file(data, suffix), lambda a, m: (a, m @ np.diag([1000.0, 1000.0, 1000.0, 1.0])))
+    return case_file(data, "flair").name, data
 
 
 def label_values(data, tmp):
@@ -269,7 +324,8 @@ DATASET_DAMAGES = [
     big_volume, many_volumes, two_files_one_modality, two_prefixes, broken_link, loose_nifti, fractional_label,
     negative_label, huge_label_value, inf_voxels, label_four_d, dataset_json_not_json,
     dataset_json_two_values_one_class, dataset_json_missing_class, dataset_json_unknown_channel,
-    msd_dataset_json_bad_modality,
+    msd_dataset_json_bad_modality, constant_sequence, rgb_image, complex_image, zero_spacing_singular_sform, nan_sform,
+    voxels_of_a_metre,
 ]  # fmt: skip
 
 
@@ -341,7 +397,8 @@ def test_train_refuses_before_writing_a_checkpoint(data, tmp_path, damage):
 
 PREDICT_DAMAGES = [missing_modality, nan_voxels, truncated, not_nifti, empty_file, two_d, five_d, huge_header,
                    three_d_msd, three_channels, empty_dataset, big_volume, many_volumes, two_files_one_modality,
-                   two_prefixes, broken_link, inf_voxels]  # fmt: skip
+                   two_prefixes, broken_link, inf_voxels, constant_sequence, rgb_image, complex_image,
+                   zero_spacing_singular_sform, nan_sform, voxels_of_a_metre]  # fmt: skip
 UNALIGNED = [shapes_differ, affines_differ]
 """Sequences on different grids: raw input that predict prepares (tests/inference/test_native.py), unless --prepare
 never."""

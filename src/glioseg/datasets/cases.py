@@ -25,6 +25,9 @@ AFFINE_TOLERANCE = 1e-3
 MAX_VOXELS = 512**3
 """A header claiming more voxels than this per 3D volume is refused before anything is allocated (the viewer sets a
 lower cap, config.UploadLimits.max_voxels)."""
+SPACING_RANGE_MM = (0.1, 20.0)
+"""Voxel sizes glioseg takes: MRI's run from about 0.2 mm (7 T) to 10 mm (thick clinical slices). Outside this range
+a header is wrong (metres written where millimetres belong, a zero spacing, slices stacked on one position)."""
 
 
 @dataclass
@@ -77,6 +80,12 @@ def open_nifti(path: Path, max_voxels: int = MAX_VOXELS) -> nib.Nifti1Image:
         raise InputError(path, f"not a readable NIfTI file ({error})", "re-export it as .nii.gz") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(path, f"a {type(image).__name__}, not NIfTI", "convert it to .nii.gz")
+    stored = image.get_data_dtype()
+    if stored.fields is not None or stored.kind not in "biuf":
+        what = "colour (RGB) pixels" if stored.fields is not None else f"{stored} values"
+        raise InputError(path, f"holds {what}, not one real number per voxel", "export the scan as a greyscale image")
+    _check_stored_voxel_sizes(image, path)
+    check_geometry(image, path)
     voxels = int(np.prod(image.shape[:3], dtype=np.int64))
     volumes = int(np.prod(image.shape[3:], dtype=np.int64))
     if voxels > max_voxels or volumes > len(MODALITIES):
@@ -89,11 +98,51 @@ def open_nifti(path: Path, max_voxels: int = MAX_VOXELS) -> nib.Nifti1Image:
     return image
 
 
+def _check_stored_voxel_sizes(image: nib.Nifti1Image, path: Path) -> None:
+    """Refuse voxel sizes of 0 as the file stores them: nibabel reads them as 1 mm (a guess, with a log line)."""
+    with nib.openers.ImageOpener(path) as stream:
+        stored = type(image.header).from_fileobj(stream, check=False)["pixdim"][1 : 1 + min(len(image.shape), 3)]
+    if not (np.abs(stored) > 0).all():
+        raise InputError(path, f"its header stores voxel sizes {' x '.join(f'{v:g}' for v in stored)} mm (pixdim): "
+                         "a size of 0 places no voxel", "re-export the image with its voxel sizes")  # fmt: skip
+
+
+def check_geometry(image: nib.Nifti1Image, path: Path) -> None:
+    """Refuse a header that cannot place its voxels: a voxel-to-world matrix (sform or qform, else the voxel sizes)
+    that is not finite or is singular, or voxel sizes outside :data:`SPACING_RANGE_MM`, in the matrix or in
+    ``pixdim`` (volumes in mL are measured from it)."""
+    fix = "re-export the image with its orientation and voxel sizes (sform/qform and pixdim), from its source"
+    try:
+        affine = np.asarray(image.affine, dtype=np.float64)
+        zooms = np.asarray(image.header.get_zooms()[:3], dtype=np.float64)
+    except Exception as error:  # nibabel raises several types for a header it cannot make a matrix of
+        raise InputError(path, f"its header's geometry cannot be read ({error})", fix) from None
+    if not np.isfinite(affine).all() or not np.isfinite(zooms).all():
+        raise InputError(path, "its voxel-to-world matrix holds NaN or Inf", fix)
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    low, high = SPACING_RANGE_MM
+    for what, values in (("voxel size", sizes), ("pixdim voxel size", zooms[: len(image.shape[:3])])):
+        if not ((values >= low) & (values <= high)).all():
+            shown = " x ".join(f"{v:.4g}" for v in values)
+            raise InputError(path, f"{what} {shown} mm: not an MRI voxel's (glioseg takes {low} to {high} mm)", fix)
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-6 * float(np.prod(sizes)):
+        raise InputError(path, "its voxel-to-world matrix is singular (the voxel axes are not independent)", fix)
+
+
+def check_signal(channel: np.ndarray, path: Path, what: str) -> None:
+    """Refuse an image with nothing to segment or register: all zero, or one value everywhere."""
+    if not channel.any():
+        raise InputError(path, f"the {what} image is all zero", "re-export the scan; it holds no signal")
+    if channel.min() == channel.max():
+        raise InputError(path, f"the {what} image holds one value ({channel.flat[0]:g}) in every voxel",
+                         "re-export the scan; it holds no contrast")  # fmt: skip
+
+
 def load_voxels(image: nib.Nifti1Image, path: Path) -> np.ndarray:
     """The scaled voxel data as float32, refusing truncated files and NaN/Inf."""
     try:
         data = image.get_fdata(dtype=np.float32, caching="unchanged")
-    except (EOFError, zlib.error, OSError, ValueError) as error:
+    except (EOFError, zlib.error, OSError, ValueError, TypeError) as error:
         raise InputError(
             path, f"cannot read the voxel data; the file is truncated or corrupt ({error})", "re-copy it"
         ) from None
@@ -139,7 +188,7 @@ def read_image(files: CaseFiles, max_voxels: int = MAX_VOXELS) -> tuple[np.ndarr
         data = load_voxels(nifti, path)
         image = np.ascontiguousarray(np.moveaxis(data, -1, 0)[list(files.channels)])  # FLAIR, T1, T1Gd, T2
         for index, modality in enumerate(MODALITIES):
-            _refuse_empty(image[index], path, modality)
+            check_signal(image[index], path, modality)
         return image, nifti
     niftis = [open_nifti(path, max_voxels) for path in files.images]
     reference = niftis[0]
@@ -152,16 +201,11 @@ def read_image(files: CaseFiles, max_voxels: int = MAX_VOXELS) -> tuple[np.ndarr
     def fill(index: int) -> None:
         path = files.images[index]
         image[index] = _squeeze_to_3d(load_voxels(niftis[index], path), path)
-        _refuse_empty(image[index], path, MODALITIES[index])
+        check_signal(image[index], path, MODALITIES[index])
 
     with ThreadPoolExecutor(len(MODALITIES)) as pool:  # gzip inflation releases the GIL: files decode in parallel
         list(pool.map(fill, range(len(MODALITIES))))  # list() re-raises the first file's error
     return image, reference
-
-
-def _refuse_empty(channel: np.ndarray, path: Path, modality: str) -> None:
-    if not channel.any():
-        raise InputError(path, f"the {modality} image is all zero", "re-export the scan; it holds no signal")
 
 
 def read_label(files: CaseFiles, reference: nib.Nifti1Image) -> np.ndarray | None:

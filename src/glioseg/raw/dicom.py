@@ -14,6 +14,13 @@ The first step of preparing raw scans (issue 18): what ``glioseg series STUDY`` 
 
 Each role needs exactly one series; a missing or doubled one is an error that lists the series and says how to
 choose (``--series T1Gd=7``: a series number or UID).
+
+A series is only taken if its geometry is what its headers say, since a converter that has to guess the geometry
+(dcm2niix warns, then writes its guess) would pass a wrong grid on silently: every slice has a position, orientation
+and pixel spacing; the slices share one orientation, lie at distinct, evenly spaced positions, and are stacked along
+their own normal (a gantry-tilted stack is refused: glioseg does not correct tilt). A folder whose series name
+different patients (ID, name or birth date) is refused, and so are chosen series of different frames of reference
+(other sessions), unless each was chosen with ``--series``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from glioseg.core.errors import InputError
 from glioseg.datasets.layouts import MODALITIES
@@ -68,6 +77,11 @@ class Series:
     echo_ms: float | None
     inversion_ms: float | None
     contrast_agent: str
+    patient_name: str = ""
+    birth_date: str = ""
+    frame_of_reference: str = ""
+    geometry_problem: str | None = None
+    """Why its slices do not make one volume of known geometry (:func:`geometry_problem`), or None."""
 
     @property
     def names(self) -> str:
@@ -94,7 +108,11 @@ def _number(value) -> float | None:
 
 
 DICOMDIR = "1.2.840.10008.1.3.10"
-"""The media storage class of a DICOMDIR (an index of the files, not an image)."""
+"""The media storage class of a DICOMDIR (an index of the files, not an image), in its file meta information."""
+SLICE_TOLERANCE_MM = 0.01
+"""Positions closer than this are one position; spacings differing by more (and by 2 %) are uneven."""
+MAX_TILT_DEGREES = 0.5
+"""A stack whose slices drift sideways by more than this angle is gantry-tilted."""
 
 
 def is_part10(path: Path) -> bool:
@@ -120,7 +138,8 @@ def scan_study(folder: Path) -> list[Series]:
         part10 = is_part10(path)
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True)
-            complete = "SeriesInstanceUID" in header or header.get("MediaStorageSOPClassUID") == DICOMDIR
+            meta = getattr(header, "file_meta", None) or {}
+            complete = "SeriesInstanceUID" in header or meta.get("MediaStorageSOPClassUID") == DICOMDIR
         except InvalidDicomError:
             if not part10:
                 continue  # not DICOM (a README, a DICOMDIR's companion files)
@@ -136,10 +155,13 @@ def scan_study(folder: Path) -> list[Series]:
     if not groups:
         raise InputError(folder, "holds no DICOM image files", "give the folder a DICOM export or CD unpacks to")
     series = [_series(uid, members) for uid, members in groups.items()]
-    patients = sorted({s.patient for s in series})
-    if len(patients) > 1:
-        raise InputError(folder, f"holds {len(patients)} patients ({', '.join(patients)})",
-                         "give the folder of one patient's study")  # fmt: skip
+    for field, what in (("patient", "patient IDs"), ("patient_name", "patient names"), ("birth_date", "birth dates")):
+        named = sorted({getattr(s, field) for s in series} - {""})
+        if len(named) > 1:
+            numbers = {value: ", ".join(str(s.number) for s in series if getattr(s, field) == value) for value in named}
+            listing = "; ".join(f"{value} (series {numbers[value]})" for value in named)
+            raise InputError(folder, f"holds series of more than one patient: {len(named)} {what}: {listing}",
+                             "give the folder of one patient's study")  # fmt: skip
     studies = sorted({(s.study, s.study_description) for s in series})
     if len(studies) > 1:
         listed = "; ".join(f"{uid} '{description}'" for uid, description in studies)
@@ -171,6 +193,67 @@ def _timing(header, keyword: str) -> float | None:
     return None
 
 
+def frame_geometry(dataset) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]]:
+    """Per frame of a DICOM image: (ImagePositionPatient, row direction, column direction, PixelSpacing), LPS mm."""
+
+    def plane(position, orientation, spacing):
+        orientation = np.asarray(orientation, float)
+        return np.asarray(position, float), orientation[:3], orientation[3:], (float(spacing[0]), float(spacing[1]))
+
+    if "PerFrameFunctionalGroupsSequence" not in dataset:
+        return [plane(dataset.ImagePositionPatient, dataset.ImageOrientationPatient, dataset.PixelSpacing)]
+    shared = dataset.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in dataset else None
+    frames = []
+    for group in dataset.PerFrameFunctionalGroupsSequence:
+
+        def item(name, group=group):
+            return getattr(group, name, None) or getattr(shared, name, None)
+
+        frames.append(plane(item("PlanePositionSequence")[0].ImagePositionPatient,
+                            item("PlaneOrientationSequence")[0].ImageOrientationPatient,
+                            item("PixelMeasuresSequence")[0].PixelSpacing))  # fmt: skip
+    return frames
+
+
+def geometry_problem(headers: list) -> str | None:
+    """Why a series' images do not make one volume whose geometry its headers give (see the module doc), or None."""
+    try:
+        planes = [plane for header in headers for plane in frame_geometry(header)]
+        positions = np.array([p[0] for p in planes], float).reshape(-1, 3)
+        orientations = np.array([np.r_[p[1], p[2]] for p in planes], float).reshape(-1, 6)
+        spacings = np.array([p[3] for p in planes], float).reshape(-1, 2)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return "an image lacks its position, orientation or pixel spacing (ImagePositionPatient, " \
+               "ImageOrientationPatient, PixelSpacing): its geometry would be a guess"  # fmt: skip
+    if not (np.isfinite(positions).all() and np.isfinite(orientations).all() and np.isfinite(spacings).all()):
+        return "an image's position, orientation or pixel spacing is not a number"
+    if (spacings <= 0).any():
+        return f"PixelSpacing {spacings[spacings.min(1).argmin()].tolist()} mm: a pixel has no size"
+    if np.abs(orientations - orientations[0]).max() > 1e-3:
+        turns = len(np.unique(orientations.round(3), axis=0))
+        return f"its images lie in {turns} orientations (the stack turns part way): not one volume"
+    normal = np.cross(orientations[0][:3], orientations[0][3:])
+    if not 0.99 < np.linalg.norm(normal) < 1.01:
+        return "its ImageOrientationPatient is not two perpendicular unit vectors"
+    along = positions @ normal
+    distinct = np.unique(np.round(along / SLICE_TOLERANCE_MM)) * SLICE_TOLERANCE_MM
+    if len(planes) > 1 and len(distinct) == 1:
+        return f"all {len(planes)} images lie at one position: no volume"
+    if len(distinct) > 1:
+        steps = np.diff(distinct)
+        if steps.max() - steps.min() > max(0.02 * steps.min(), SLICE_TOLERANCE_MM):
+            return f"its slices are {steps.min():.3g} to {steps.max():.3g} mm apart: a slice is missing or the " \
+                   "stack is uneven"  # fmt: skip
+        sideways = positions - np.outer(along, normal)  # each image's position within its own plane
+        first, last = np.argmin(along), np.argmax(along)
+        drift = float(np.linalg.norm(sideways[last] - sideways[first]))
+        tilt = float(np.degrees(np.arctan2(drift, along[last] - along[first])))
+        if tilt > MAX_TILT_DEGREES:
+            return f"its slices are stacked at {tilt:.0f} degrees to their own normal (a gantry tilt, which glioseg " \
+                   "does not correct)"  # fmt: skip
+    return None
+
+
 def _series(uid: str, members: list[tuple[Path, object]]) -> Series:
     first = members[0][1]
     get = first.get  # type: ignore[attr-defined]
@@ -185,6 +268,9 @@ def _series(uid: str, members: list[tuple[Path, object]]) -> Series:
         image_type=tuple(str(v) for v in (get("ImageType") or ())),
         repetition_ms=_timing(first, "RepetitionTime"), echo_ms=_timing(first, "EchoTime"),
         inversion_ms=_timing(first, "InversionTime"), contrast_agent=str(get("ContrastBolusAgent", "") or ""),
+        patient_name=str(get("PatientName", "") or ""), birth_date=str(get("PatientBirthDate", "") or ""),
+        frame_of_reference=str(get("FrameOfReferenceUID", "") or ""),
+        geometry_problem=geometry_problem([header for _, header in members]),
     )  # fmt: skip
 
 
@@ -262,4 +348,21 @@ def choose_series(folder: Path, series: list[Series], choices: dict[str, str]) -
     if problems:
         listing = "; ".join(f"{s.summary()}: {roles[s.uid][0] or roles[s.uid][1]}" for s in series)
         raise InputError(folder, f"{'; '.join(problems)}. The study has: {listing}", "; ".join(fixes))
+    check_chosen(folder, chosen, choices)
     return chosen
+
+
+def check_chosen(folder: Path, chosen: dict[str, Series], choices: dict[str, str]) -> None:
+    """Refuse a chosen series whose geometry would be a guess, and chosen series of several frames of reference
+    (other sessions, or another patient) unless the user chose every one of them."""
+    for role, series in chosen.items():
+        if series.geometry_problem:
+            raise InputError(Path(series.files[0]).parent, f"the {role}, {series.summary()}: {series.geometry_problem}",
+                             f"export the series again from the scanner or PACS, or choose another with --series "
+                             f"{role}=NUMBER")  # fmt: skip
+    frames = {series.frame_of_reference for series in chosen.values()} - {""}
+    if len(frames) > 1 and not set(chosen) <= set(choices):
+        listing = "; ".join(f"{role} series {s.number}: {s.frame_of_reference}" for role, s in chosen.items())
+        raise InputError(folder, f"the chosen series do not share one frame of reference ({listing}): other sessions, "
+                         "or another patient", "check they are one patient's, then name all four with --series "
+                         "SEQUENCE=NUMBER (glioseg registers them onto the T1Gd)")  # fmt: skip

@@ -18,6 +18,7 @@ from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path
 from glioseg.core.labels import CORE, EDEMA, ENHANCING
 from glioseg.core.version import __version__
+from glioseg.raw.dicom import frame_geometry
 
 SEGMENTS = {  # internal class -> (segment label, coding scheme, code, meaning)
     CORE: ("Necrotic and non-enhancing tumour core", "SCT", "6574001", "Necrosis"),
@@ -25,28 +26,6 @@ SEGMENTS = {  # internal class -> (segment label, coding scheme, code, meaning)
     ENHANCING: ("Enhancing tumour", "NCIt", "C113842", "Enhancing Lesion"),
 }
 SERIES_DESCRIPTION = "glioseg tumour segmentation (research use only)"
-
-
-def frame_geometry(dataset) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]]:
-    """Per frame of a DICOM image: (ImagePositionPatient, row direction, column direction, PixelSpacing), LPS mm."""
-
-    def plane(position, orientation, spacing):
-        orientation = np.asarray(orientation, float)
-        return np.asarray(position, float), orientation[:3], orientation[3:], (float(spacing[0]), float(spacing[1]))
-
-    if "PerFrameFunctionalGroupsSequence" not in dataset:
-        return [plane(dataset.ImagePositionPatient, dataset.ImageOrientationPatient, dataset.PixelSpacing)]
-    shared = dataset.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in dataset else None
-    frames = []
-    for group in dataset.PerFrameFunctionalGroupsSequence:
-
-        def item(name, group=group):
-            return getattr(group, name, None) or getattr(shared, name, None)
-
-        frames.append(plane(item("PlanePositionSequence")[0].ImagePositionPatient,
-                            item("PlaneOrientationSequence")[0].ImageOrientationPatient,
-                            item("PixelMeasuresSequence")[0].PixelSpacing))  # fmt: skip
-    return frames
 
 
 def frames_of(label: np.ndarray, affine: np.ndarray, datasets: list) -> np.ndarray:

@@ -14,6 +14,7 @@ transforms, the T1Gd as it came, brain mask, QC picture). The case folder appear
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ import numpy as np
 from glioseg.core.config import PrepareConfig
 from glioseg.core.errors import InputError
 from glioseg.core.registration import RigidTransform, register_rigid, resample
+from glioseg.datasets.cases import check_geometry, check_signal, load_voxels, open_nifti
 from glioseg.datasets.layouts import LAYOUTS, MODALITIES
 from glioseg.raw.prepared import PreparedFiles, PrepareRecord
 
@@ -33,6 +35,18 @@ REFERENCE = "T1Gd"
 PREPARED_LAYOUT = LAYOUTS["brats2021"]
 """A prepared case is a BraTS 2018-2021 case folder (what ``glioseg predict`` and the viewer read)."""
 SPACING_MM = 1.0
+GUESSED_GEOMETRY = re.compile(
+    r"bogus spatial|slice direction|interslice distance varies|not equidistant|missing images|orientation varies|"
+    r"gantry tilt|tilt correction|pixelspacing \(0028,0030\) varies|imagepositionpatient varies|"
+    r"slice positions repeated",
+    re.IGNORECASE,
+)
+"""dcm2niix's warnings that the geometry it writes is its guess (its source, 1.0.2025): such a series is refused."""
+MIN_VOXELS_PER_AXIS = 4
+"""Registration smooths each axis at its coarsest level, which needs four voxels along it (SimpleITK)."""
+EXTENT_RANGE_MM = (50.0, 400.0)
+"""How much of the head a sequence covers along each voxel axis: at least enough to place and register it, at most
+more than any head (a header in the wrong unit); the upper bound also bounds the 1 mm grid before it is allocated."""
 STRIPPED_MAX_ML = 2000.0
 """Input whose reference has at most this volume of non-zero voxels is taken as skull-stripped: a brain is 1000-1800
 mL (the BraTS sample: 1200-1700), a head with its skull, scalp and neck (and the scanner's background noise) far
@@ -55,8 +69,11 @@ def dicom_images(study: Path, choices: dict[str, str], work: Path) -> tuple[dict
     from glioseg.raw.dicom import choose_series, scan_study
 
     chosen = choose_series(study, scan_study(study), choices)
-    images = {role: convert_series(series.files, work / role, f"series {series.number} of {study}")
-              for role, series in chosen.items()}  # fmt: skip
+    images = {}
+    for role, series in chosen.items():
+        image = convert_series(series.files, work / role, f"series {series.number} of {study}")
+        check_sequence(image, Path(series.files[0]).parent, role)
+        images[role] = image
     sources = {role: {"series": series.number, "uid": series.uid,
                       "files": [str(Path(path).resolve()) for path in series.files]}
                for role, series in chosen.items()}  # fmt: skip
@@ -74,12 +91,17 @@ def convert_series(files: tuple[Path, ...], work: Path, what: str) -> nib.Nifti1
     result = subprocess.run([binary, "-z", "n", "-b", "n", "-f", "image", "-o", str(out), str(source)],
                             capture_output=True, text=True)  # fmt: skip
     made = sorted(out.glob("*.nii"))
+    guessed = [line.strip() for line in (result.stdout + result.stderr).splitlines() if GUESSED_GEOMETRY.search(line)]
+    if guessed:
+        raise InputError(Path(files[0]).parent, f"dcm2niix had to guess the geometry of {what}: {guessed[0]}",
+                         "export the series again from the scanner or PACS, with every slice's position")  # fmt: skip
     if result.returncode != 0 or not made:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no image written"]
         raise InputError(Path(files[0]).parent, f"dcm2niix could not convert {what}: {detail[0]}",
                          "check the series is complete (every slice present), or export it again")  # fmt: skip
     if len(made) > 1:
-        raise InputError(Path(files[0]).parent, f"{what} holds {len(made)} volumes (echoes or time points)",
+        raise InputError(Path(files[0]).parent, f"{what} holds {len(made)} volumes: several images at each slice "
+                         "position (echoes, time points or repeated acquisitions)",
                          "choose a series of one 3D volume with --series")  # fmt: skip
     image = nib.load(made[0])
     return nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine, image.header)
@@ -93,9 +115,26 @@ def _dcm2niix_binary() -> str:
     return str(bundled) if bundled.exists() else (shutil.which("dcm2niix") or "dcm2niix")
 
 
+def check_sequence(image: nib.Nifti1Image, path: Path, role: str) -> None:
+    """Refuse a sequence that cannot be placed or registered, naming ``path``: geometry a header cannot give, no
+    signal, too little or too much of a head (:data:`EXTENT_RANGE_MM`)."""
+    check_geometry(image, path)
+    check_signal(np.asarray(image.dataobj), path, role)
+    shape = tuple(image.shape[:3]) + (1,) * (3 - len(image.shape[:3]))
+    low, high = EXTENT_RANGE_MM
+    for axis, (count, size) in enumerate(zip(shape, np.linalg.norm(image.affine[:3, :3], axis=0))):
+        extent = count * size
+        if count < MIN_VOXELS_PER_AXIS or extent < low:
+            raise InputError(path, f"the {role} covers {extent:.0f} mm along its voxel axis {axis} ({count} voxels): "
+                             "too little of the head to place and register", "give the whole sequence, covering "
+                             "the brain")  # fmt: skip
+        if extent > high:
+            raise InputError(path, f"the {role}'s field of view is {extent:.0f} mm along its voxel axis {axis}, more "
+                             f"than any head (at most {high:.0f} mm)", "check the header's voxel sizes")  # fmt: skip
+
+
 def nifti_images(paths: dict[str, Path]) -> dict[str, nib.Nifti1Image]:
     """The four sequences from NIfTI files (any orientation and spacing), 3D or one-volume 4D."""
-    from glioseg.datasets.cases import load_voxels, open_nifti
 
     images = {}
     for role, path in paths.items():
@@ -110,6 +149,7 @@ def nifti_images(paths: dict[str, Path]) -> dict[str, nib.Nifti1Image]:
         header.set_data_dtype(np.float32)
         header.set_slope_inter(1.0, 0.0)
         images[role] = nib.Nifti1Image(data, image.affine, header)
+        check_sequence(images[role], Path(path), role)
     return images
 
 
