@@ -39,3 +39,15 @@ def test_stale_temporaries_are_removed_and_nothing_else(tmp_path):
     assert remove_stale_temporaries(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["mask.nii.gz"]
     assert remove_stale_temporaries(tmp_path / "missing") == 0
+
+
+def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path):
+    from glioseg.core.files import make_folder
+
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(InputError, match="is a file") as refused:
+        make_folder(tmp_path / "taken")
+    assert refused.value.path == tmp_path / "taken"
+    with pytest.raises(InputError, match="cannot be made"):
+        make_folder(tmp_path / "taken" / "below")
+    assert make_folder(tmp_path / "new" / "deeper").is_dir()

@@ -49,3 +49,21 @@ def test_the_marker_shows_where_a_radiologist_expects_it():
     rows, columns = np.nonzero(sagittal)
     assert rows.max() < sagittal.shape[0] / 2 and columns.max() < sagittal.shape[1] / 2  # superior up, anterior left
     assert "radiological" in CONVENTION
+
+
+@pytest.mark.parametrize("columns", [("T1Gd (native grid)",), ("FLAIR", "T1", "T1Gd", "T2")])
+def test_the_preview_title_fits_inside_the_picture(columns):
+    """The native QC picture has one column: its long title must wrap, not run off the edges."""
+    import matplotlib.pyplot as plt
+
+    from glioseg.evaluation.figures import case_preview
+
+    volume, affine = scan_with_a_marker()
+    image = np.stack([volume] * len(columns))
+    figure = case_preview(image, None, "Brats18_CBICA_AAB_1_made_raw: mask on the native T1Gd grid", affine, columns)
+    figure.canvas.draw()
+    box = figure._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.width and box.y1 <= figure.bbox.height
+    top_of_pictures = max(ax.get_window_extent().y1 for ax in figure.axes)
+    assert box.y0 >= top_of_pictures - 1  # above the pictures, not over them
+    plt.close(figure)

@@ -216,6 +216,16 @@ def slices_on_one_position(folder):
     return "S2"
 
 
+def slices_a_hundredth_of_a_millimetre_apart_in_dicom(folder):
+    written = study_of(folder)
+    shutil.rmtree(folder / "S2")  # the study's FLAIR becomes a stack of slices 0.01 mm apart
+    other = pydicom.dcmread(written["T1"][0])
+    study = {key: getattr(other, key) for key in new_study()}
+    thin = affine() @ np.diag([1.0, 1.0, 0.01 / SPACING, 1.0])
+    write_series(head(9)[:, :, :8].repeat(40, axis=2), thin, folder / "S9", study, 9, SEQUENCE_TAGS["FLAIR"])
+    return "S9"
+
+
 def another_patient(folder):
     other = {"PatientName": "OTHER^PERSON", "PatientID": "", "PatientBirthDate": "19500505"}
     study_of(folder, patients={"FLAIR": other})
@@ -228,7 +238,7 @@ def another_session(folder):
 
 
 DICOM_DAMAGES = [no_position, zero_pixel_spacing, gantry_tilt, orientation_changes_half_way, slices_on_one_position,
-                 another_patient, another_session]  # fmt: skip
+                 slices_a_hundredth_of_a_millimetre_apart_in_dicom, another_patient, another_session]  # fmt: skip
 
 
 @pytest.mark.parametrize("damage", DICOM_DAMAGES, ids=lambda d: d.__name__)
@@ -267,3 +277,21 @@ def test_a_cd_export_with_a_dicomdir_is_read(tmp_path):
     result = glioseg_cli("prepare", export, "--out", tmp_path / "out", "--brain-extraction", "none")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "out" / "cd").glob("*.nii.gz"))) == 4
+
+
+def test_a_zipped_cd_export_is_taken_by_the_viewer(tmp_path):
+    """The same export uploaded to the viewer as a zip: its DICOMDIR is not a damaged DICOM file."""
+    import zipfile
+
+    from glioseg.app.uploads import receive_upload
+    from glioseg.core.config import UploadLimits
+
+    study_of(tmp_path / "study")
+    export = cd_export(tmp_path / "study", tmp_path / "cd")
+    archive = tmp_path / "cd.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(p for p in export.rglob("*") if p.is_file()):
+            zipped.write(path, path.relative_to(export))
+    with open(archive, "rb") as stream:
+        source = receive_upload([(stream, "cd.zip")], tmp_path / "job", UploadLimits())
+    assert source.is_dir() and len([p for p in source.rglob("*") if p.is_file()]) == 4 * SHAPE[2] + 1

@@ -20,7 +20,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary name keeps the file's endings (``.nii.gz``) so writers pick the right format.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     temporary = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         yield temporary
@@ -56,3 +56,18 @@ def remove_stale_temporaries(folder: Path) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def make_folder(folder: Path) -> Path:
+    """``folder``, made with its parents where missing.
+
+    Raises:
+        InputError: it is a file, or cannot be made here.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(folder, "is a file, not a folder", "choose a folder for the output") from None
+    except OSError as error:
+        raise InputError(folder, f"cannot be made ({error.strerror})", "choose a folder you can write to") from None
+    return folder

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from glioseg.core.config import BRATS_SHAPE, CohortConfig
-from glioseg.core.files import atomic_path
+from glioseg.core.files import atomic_path, make_folder
 from glioseg.core.geometry import rotation_matrix, smooth_random_field
 from glioseg.core.labels import CORE, EDEMA, ENHANCING
 from glioseg.datasets.layouts import LAYOUTS, MODALITIES, Layout
@@ -353,7 +353,7 @@ def write_cohort(out: str | Path, settings: CohortConfig = CohortConfig(), progr
     if settings.layout not in LAYOUTS:
         raise ValueError(f"unknown layout {settings.layout!r}; choose one of {', '.join(LAYOUTS)}")
     layout, out = LAYOUTS[settings.layout], Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     meta = layout.dataset_json(settings.cases, "glioseg phantoms")
     if meta:
         with atomic_path(out / "dataset.json") as temporary:

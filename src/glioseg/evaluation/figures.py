@@ -85,21 +85,23 @@ def radiological_slices(
     }
 
 
-def save_case_preview(
+def case_preview(
     image: np.ndarray,
     label: np.ndarray | None,
-    path: str | Path,
     title: str = "",
     affine: np.ndarray | None = None,
     columns: tuple[str, ...] = MODALITIES,
-) -> Path:
-    """PNG of the four modalities (columns) in three planes (rows) through the tumour, label overlaid.
+):
+    """The figure of the four modalities (columns) in three planes (rows) through the tumour, label overlaid.
 
     Args:
         image: ``(4, X, Y, Z)`` FLAIR, T1, T1Gd, T2 (or one volume per name in ``columns``).
         label: ``(X, Y, Z)`` internal classes, or None.
+        title: above the pictures, wrapped to the figure's width (a one-column figure is narrow).
         affine: the voxel-to-world transform that orients the pictures (default: RAS, 1 mm).
     """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,9 +109,8 @@ def save_case_preview(
 
     affine = np.eye(4) if affine is None else affine
     centre = tumour_centre(label, image.shape[1:])
-    figure, axes = plt.subplots(
-        3, len(columns), figsize=(max(3 * len(columns), 6), 9), facecolor="black", squeeze=False
-    )
+    width = max(3 * len(columns), 6)
+    figure, axes = plt.subplots(3, len(columns), figsize=(width, 9), facecolor="black", squeeze=False)
     for column, modality in enumerate(columns):
         volume = image[column]
         high = float(np.percentile(volume[volume > 0], 99.5)) if volume.any() else 1.0
@@ -124,8 +125,27 @@ def save_case_preview(
             ax.set_axis_off()
             if row == 0:
                 ax.set_title(modality, color="white")
-    figure.suptitle(f"{title}  ({CONVENTION})" if title else CONVENTION, color="white", fontsize=9)
-    figure.tight_layout()
+    fontsize = 9
+    characters = int(width * 72 / (fontsize * 0.62))  # a line's worth of 9 pt characters across the figure
+    text = "\n".join(textwrap.wrap(f"{title}  ({CONVENTION})" if title else CONVENTION, characters))
+    figure.suptitle(text, color="white", fontsize=fontsize)
+    lines = text.count("\n") + 1
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.018 * lines))  # room for the title's lines above the pictures
+    return figure
+
+
+def save_case_preview(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    path: str | Path,
+    title: str = "",
+    affine: np.ndarray | None = None,
+    columns: tuple[str, ...] = MODALITIES,
+) -> Path:
+    """:func:`case_preview` as a PNG (written whole or not at all)."""
+    import matplotlib.pyplot as plt
+
+    figure = case_preview(image, label, title, affine, columns)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=80, facecolor="black", format="png")
     plt.close(figure)

@@ -56,10 +56,13 @@ def load_checkpoint(path: Path) -> dict:
                          f"give a run folder that holds {LAST_CHECKPOINT} or {BEST_CHECKPOINT}") from None  # fmt: skip
     except pickle.UnpicklingError as error:
         named = re.search(r"GLOBAL ([\w.]+)", str(error))
-        asked = f"would call {named.group(1)}" if named else "holds more than data"
-        raise InputError(path, f"refused: loading it {asked}, and glioseg loads weights only (a model file can run "
-                         "any code it carries)", "use a checkpoint written by glioseg train or export, "
-                         "from a source you trust") from None  # fmt: skip
+        if named is None:  # not a pickle at all: a damaged file rather than one asking for code
+            raise InputError(
+                path, "unreadable checkpoint (not a pickle torch can read)", "retrain or re-copy"
+            ) from None
+        raise InputError(path, f"refused: loading it would call {named.group(1)}, and glioseg loads weights only (a "
+                         "model file can run any code it carries)", "use a checkpoint written by glioseg train or "
+                         "export, from a source you trust") from None  # fmt: skip
     except Exception as error:  # torch raises many types for a damaged file
         raise InputError(path, f"unreadable checkpoint ({type(error).__name__}: {str(error)[:200]})",
                          "retrain or re-copy") from None  # fmt: skip

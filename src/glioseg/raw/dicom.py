@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from glioseg.core.errors import InputError
+from glioseg.datasets.cases import SPACING_RANGE_MM
 from glioseg.datasets.layouts import MODALITIES
 
 LEFT_OUT = (
@@ -160,7 +161,7 @@ def scan_study(folder: Path) -> list[Series]:
         if len(named) > 1:
             numbers = {value: ", ".join(str(s.number) for s in series if getattr(s, field) == value) for value in named}
             listing = "; ".join(f"{value} (series {numbers[value]})" for value in named)
-            raise InputError(folder, f"holds series of more than one patient: {len(named)} {what}: {listing}",
+            raise InputError(folder, f"holds {len(named)} patients, by their {what}: {listing}",
                              "give the folder of one patient's study")  # fmt: skip
     studies = sorted({(s.study, s.study_description) for s in series})
     if len(studies) > 1:
@@ -227,8 +228,10 @@ def geometry_problem(headers: list) -> str | None:
                "ImageOrientationPatient, PixelSpacing): its geometry would be a guess"  # fmt: skip
     if not (np.isfinite(positions).all() and np.isfinite(orientations).all() and np.isfinite(spacings).all()):
         return "an image's position, orientation or pixel spacing is not a number"
-    if (spacings <= 0).any():
-        return f"PixelSpacing {spacings[spacings.min(1).argmin()].tolist()} mm: a pixel has no size"
+    low, high = SPACING_RANGE_MM
+    if ((spacings < low) | (spacings > high)).any():
+        odd = spacings[((spacings < low) | (spacings > high)).any(1)][0].tolist()
+        return f"PixelSpacing {odd} mm: not an MRI pixel's (glioseg takes {low} to {high} mm)"
     if np.abs(orientations - orientations[0]).max() > 1e-3:
         turns = len(np.unique(orientations.round(3), axis=0))
         return f"its images lie in {turns} orientations (the stack turns part way): not one volume"
@@ -241,6 +244,9 @@ def geometry_problem(headers: list) -> str | None:
         return f"all {len(planes)} images lie at one position: no volume"
     if len(distinct) > 1:
         steps = np.diff(distinct)
+        if steps.min() < low or steps.max() > high:
+            return f"its slices are {steps.min():.3g} to {steps.max():.3g} mm apart: not an MRI slice spacing " \
+                   f"(glioseg takes {low} to {high} mm)"  # fmt: skip
         if steps.max() - steps.min() > max(0.02 * steps.min(), SLICE_TOLERANCE_MM):
             return f"its slices are {steps.min():.3g} to {steps.max():.3g} mm apart: a slice is missing or the " \
                    "stack is uneven"  # fmt: skip

@@ -26,6 +26,7 @@ import numpy as np
 
 from glioseg.core.config import PrepareConfig
 from glioseg.core.errors import InputError
+from glioseg.core.files import make_folder
 from glioseg.core.registration import RigidTransform, register_rigid, resample
 from glioseg.datasets.cases import check_geometry, check_signal, load_voxels, open_nifti
 from glioseg.datasets.layouts import LAYOUTS, MODALITIES
@@ -264,7 +265,7 @@ def _write(out: Path, registered: Registered, record: PrepareRecord, native_refe
 
     from glioseg.evaluation.figures import save_case_preview
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{record.case}-", dir=out))
     files = PreparedFiles(staging)
     try:

@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from glioseg.core.config import CACHE_DIR, DEFAULT_DEVICE, PostprocessConfig, RunConfig
 from glioseg.core.errors import InputError
-from glioseg.core.files import atomic_path, remove_stale_temporaries
+from glioseg.core.files import atomic_path, make_folder, remove_stale_temporaries
 from glioseg.core.labels import CLASS_NAMES, REGIONS
 from glioseg.datasets.cases import find_cases
 from glioseg.datasets.preprocess import CachedCase, cache_dataset
@@ -214,7 +214,7 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
         return
     if (out / LAST_CHECKPOINT).exists():
         raise InputError(out, "this run folder already holds a run", "use --resume, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     with atomic_path(config_path) as temporary:
         temporary.write_text(config.to_json())
     splits = kfold_splits(case_ids, config.train.folds, config.train.seed, config.train.group_regex)

@@ -25,7 +25,7 @@ import numpy as np
 
 from glioseg.core.config import DEFAULT_DEVICE
 from glioseg.core.errors import InputError
-from glioseg.core.files import atomic_path
+from glioseg.core.files import atomic_path, make_folder
 from glioseg.core.labels import CONVENTIONS, REGIONS
 from glioseg.core.registration import RigidTransform, register_rigid, resample
 from glioseg.datasets.cases import Case, open_nifti, read_case, read_label, write_label
@@ -98,7 +98,7 @@ def compare(
             labels.append(model.predict(case).label)
             predicted.append(True)
     comparison = compare_cases(cases[0], labels[0], cases[1], labels[1])
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     for case, label, made, name in zip(cases, labels, predicted, ("baseline", "followup")):
         if made:
             write_label(out / f"{name}_mask.nii.gz", label, case)
@@ -244,7 +244,7 @@ def write_comparison(
 ) -> None:
     """``compare.json``, ``regions.csv``, ``lesions.csv``, ``compare.png`` and ``compare.html`` (self-contained) in
     ``out``, each written whole or not at all."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     summary = {"baseline": names[0], "followup": names[1], **comparison.summary()}
     with atomic_path(out / "compare.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=1))

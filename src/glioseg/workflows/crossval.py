@@ -13,7 +13,7 @@ from pathlib import Path
 
 from glioseg.core.config import PredictConfig
 from glioseg.core.errors import InputError
-from glioseg.core.files import atomic_path, claim_folder, remove_stale_temporaries
+from glioseg.core.files import atomic_path, claim_folder, make_folder, remove_stale_temporaries
 from glioseg.datasets.cases import find_cases, read_case, write_label
 from glioseg.datasets.splits import read_splits
 from glioseg.evaluation.evaluate import evaluate, write_results
@@ -67,7 +67,7 @@ def cross_validate(
     record = {"runs": runs_used, "data": str(data.resolve()), "settings": asdict(settings)}
     claim_folder(out / "crossval.json", record, overwrite, "cross-validation predictions")
     predictions = out / "predictions"
-    predictions.mkdir(parents=True, exist_ok=True)
+    make_folder(predictions)
     remove_stale_temporaries(predictions)
     if overwrite:
         for stale in predictions.glob("*.nii.gz"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from glioseg.core.errors import InputError
-from glioseg.core.files import atomic_path
+from glioseg.core.files import atomic_path, make_folder
 from glioseg.core.labels import REGIONS, STRUCTURE_NAMES
 from glioseg.evaluation.measurements import SMALLEST_SHOWN_ML
 
@@ -85,7 +85,7 @@ def write_report(out: Path, inputs: ReportInputs, title: str = "glioseg report")
     sources = " · ".join(html.escape(str(p)) for p in paths if p)
     page = PAGE.format(title=html.escape(title), made=made, sources=sources, body="\n".join(sections), script=SCRIPT)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     with atomic_path(out) as temporary:
         temporary.write_text(page, encoding="utf-8")
     return out
@@ -93,15 +93,15 @@ def write_report(out: Path, inputs: ReportInputs, title: str = "glioseg report")
 
 def _evaluation_sections(evaluation: Evaluation) -> str:
     """Metrics, overlays and volumes of one evaluation; under its title, if it has one."""
-    rows = _read_csv(evaluation.metrics) if evaluation.metrics else []
+    rows = _read_csv(evaluation.metrics, METRICS_COLUMNS) if evaluation.metrics else []
     sections = [_metrics_section(rows)] if rows else []
     if evaluation.predictions is not None:
         sections.append(_overlay_section(evaluation.predictions, rows))
         volumes, lesions = evaluation.predictions / "volumes.csv", evaluation.predictions / "lesions.csv"
         if volumes.exists():
-            sections.append(_table_section("Tumour volumes (mL, predicted)", _read_csv(volumes)))
+            sections.append(_table_section("Tumour volumes (mL, predicted)", _read_csv(volumes, ("case_id",))))
         if lesions.exists():
-            sections.append(_lesions_section(_read_csv(lesions)))
+            sections.append(_lesions_section(_read_csv(lesions, LESION_COLUMNS)))
     body = "\n".join(sections)
     if not evaluation.title:
         return body
@@ -109,9 +109,25 @@ def _evaluation_sections(evaluation: Evaluation) -> str:
     return f"<h2>{html.escape(evaluation.title)}</h2>\n{demoted}"
 
 
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as stream:
-        return list(csv.DictReader(stream))
+METRICS_COLUMNS = ("case_id", "structure", "dice")
+"""What the report reads of a metrics table (``glioseg evaluate`` writes these and more)."""
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    """The rows of a table glioseg wrote, refused with the file named if it lacks ``columns`` or a row is short."""
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            reader = csv.DictReader(stream)
+            rows = list(reader)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(path, f"cannot be read as a table ({error})", "write it again with glioseg") from None
+    short = next((number for number, row in enumerate(rows, start=2) if None in row.values()), None)
+    if missing or short:
+        problem = f"lacks the columns {', '.join(missing)}" if missing else f"row {short} is cut short"
+        raise InputError(path, f"not a table glioseg wrote: it {problem}", "write it again with glioseg "
+                         "(evaluate writes metrics.csv, predict volumes.csv and lesions.csv)")  # fmt: skip
+    return rows
 
 
 def _png(figure) -> str:
