@@ -226,6 +226,11 @@ def slices_a_hundredth_of_a_millimetre_apart_in_dicom(folder):
     return "S9"
 
 
+def claims_a_billion_voxels(folder):
+    edit_files(study_of(folder)["FLAIR"], lambda d, i: (setattr(d, "Rows", 65535), setattr(d, "Columns", 65535)))
+    return "S2"
+
+
 def another_patient(folder):
     other = {"PatientName": "OTHER^PERSON", "PatientID": "", "PatientBirthDate": "19500505"}
     study_of(folder, patients={"FLAIR": other})
@@ -238,7 +243,8 @@ def another_session(folder):
 
 
 DICOM_DAMAGES = [no_position, zero_pixel_spacing, gantry_tilt, orientation_changes_half_way, slices_on_one_position,
-                 slices_a_hundredth_of_a_millimetre_apart_in_dicom, another_patient, another_session]  # fmt: skip
+                 slices_a_hundredth_of_a_millimetre_apart_in_dicom, claims_a_billion_voxels, another_patient,
+                 another_session]  # fmt: skip
 
 
 @pytest.mark.parametrize("damage", DICOM_DAMAGES, ids=lambda d: d.__name__)
@@ -268,7 +274,7 @@ def cd_export(source, target):
 
 
 def test_a_cd_export_with_a_dicomdir_is_read(tmp_path):
-    study_of(tmp_path / "study")
+    study_of(tmp_path / "study", patients={"T2": {"PatientName": "GLIOSEG^TEST^^"}})  # one name, written two ways
     export = cd_export(tmp_path / "study", tmp_path / "cd")
     assert (export / "DICOMDIR").exists() and not list(export.rglob("*.dcm"))
     listed = glioseg_cli("series", export)

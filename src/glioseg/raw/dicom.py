@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from glioseg.core.errors import InputError
-from glioseg.datasets.cases import SPACING_RANGE_MM
+from glioseg.datasets.cases import MAX_VOXELS, SPACING_RANGE_MM
 from glioseg.datasets.layouts import MODALITIES
 
 LEFT_OUT = (
@@ -102,10 +102,12 @@ class Series:
 
 
 def _number(value) -> float | None:
+    """A header value as a finite number, or None (absent, empty, or not a number)."""
     try:
-        return float(value) if value not in (None, "") else None
+        number = float(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and np.isfinite(number) else None
 
 
 DICOMDIR = "1.2.840.10008.1.3.10"
@@ -223,9 +225,12 @@ def geometry_problem(headers: list) -> str | None:
         positions = np.array([p[0] for p in planes], float).reshape(-1, 3)
         orientations = np.array([np.r_[p[1], p[2]] for p in planes], float).reshape(-1, 6)
         spacings = np.array([p[3] for p in planes], float).reshape(-1, 2)
+        claimed = sum(int(h.Rows) * int(h.Columns) * int(h.get("NumberOfFrames", 1) or 1) for h in headers)
     except (AttributeError, KeyError, TypeError, ValueError, IndexError):
-        return "an image lacks its position, orientation or pixel spacing (ImagePositionPatient, " \
-               "ImageOrientationPatient, PixelSpacing): its geometry would be a guess"  # fmt: skip
+        return "an image lacks its position, orientation, pixel spacing or size (ImagePositionPatient, " \
+               "ImageOrientationPatient, PixelSpacing, Rows, Columns): its geometry would be a guess"  # fmt: skip
+    if claimed > MAX_VOXELS:
+        return f"its headers claim {claimed:,} voxels, more than glioseg reads ({MAX_VOXELS:,})"
     if not (np.isfinite(positions).all() and np.isfinite(orientations).all() and np.isfinite(spacings).all()):
         return "an image's position, orientation or pixel spacing is not a number"
     low, high = SPACING_RANGE_MM
@@ -263,10 +268,10 @@ def geometry_problem(headers: list) -> str | None:
 def _series(uid: str, members: list[tuple[Path, object]]) -> Series:
     first = members[0][1]
     get = first.get  # type: ignore[attr-defined]
-    frames = sum(int(h.get("NumberOfFrames", 1) or 1) for _, h in members)  # type: ignore[attr-defined]
+    frames = sum(int(_number(h.get("NumberOfFrames", 1)) or 1) for _, h in members)  # type: ignore[attr-defined]
     number = get("SeriesNumber")
     return Series(
-        uid=uid, number=int(number) if number not in (None, "") else None,
+        uid=uid, number=int(_number(number)) if _number(number) is not None else None,
         description=str(get("SeriesDescription", "") or ""), protocol=str(get("ProtocolName", "") or ""),
         modality=str(get("Modality", "") or ""), patient=str(get("PatientID", "") or ""),
         study=str(get("StudyInstanceUID", "") or ""), study_description=str(get("StudyDescription", "") or ""),
@@ -274,7 +279,8 @@ def _series(uid: str, members: list[tuple[Path, object]]) -> Series:
         image_type=tuple(str(v) for v in (get("ImageType") or ())),
         repetition_ms=_timing(first, "RepetitionTime"), echo_ms=_timing(first, "EchoTime"),
         inversion_ms=_timing(first, "InversionTime"), contrast_agent=str(get("ContrastBolusAgent", "") or ""),
-        patient_name=str(get("PatientName", "") or ""), birth_date=str(get("PatientBirthDate", "") or ""),
+        patient_name=str(get("PatientName", "") or "").rstrip("^ ").upper(),  # DOE^JOHN^^ is DOE^JOHN
+        birth_date=str(get("PatientBirthDate", "") or ""),
         frame_of_reference=str(get("FrameOfReferenceUID", "") or ""),
         geometry_problem=geometry_problem([header for _, header in members]),
     )  # fmt: skip
