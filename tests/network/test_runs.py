@@ -1,6 +1,7 @@
 """Run folders and checkpoints: a model file is read as data only, wherever glioseg takes one, and a checkpoint that
 is not what glioseg writes is refused with the file named, before anything is written."""
 
+import json
 import os
 import random
 import shutil
@@ -11,6 +12,7 @@ import torch
 
 from conftest import PHANTOM_RUN_SHAPE, assert_clear_error, glioseg_cli, no_outputs
 from glioseg.core.errors import InputError
+from glioseg.inference.predict import load_model
 from glioseg.network.runs import LAST_CHECKPOINT, load_checkpoint
 from glioseg.training.loop import _restore_rng, _rng_states
 
@@ -36,9 +38,9 @@ def case(cohort_factory):
     return sorted(p for p in cohort_factory("brats2021", cases=1, shape=PHANTOM_RUN_SHAPE).iterdir() if p.is_dir())[0]
 
 
-def hostile_run(tiny_runs, tmp_path, marker, fold=0):
+def hostile_run(tiny_runs, folder, marker):
     """A copy of a trained run whose checkpoints carry a command."""
-    run = shutil.copytree(tiny_runs(fold), tmp_path / f"run{fold}")
+    run = shutil.copytree(tiny_runs(0), folder / "run")
     for name in ("last.pt", "best.pt"):
         if (run / name).exists():
             hostile_checkpoint(run / name, marker)
@@ -69,7 +71,13 @@ def test_a_model_file_that_runs_code_is_refused_and_leaves_no_trace(tiny_runs, c
 
 def test_cross_validating_hostile_runs_runs_nothing(tiny_runs, cohort_factory, tmp_path):
     marker = tmp_path / "ran"
-    runs = [hostile_run(tiny_runs, tmp_path, marker, fold) for fold in range(3)]
+    runs = []
+    for fold in range(3):  # one trained run, copied as the three folds of its splits: crossval reads config.json
+        run = hostile_run(tiny_runs, tmp_path / f"fold{fold}", marker)
+        config = json.loads((run / "config.json").read_text())
+        config["train"]["fold"] = fold
+        (run / "config.json").write_text(json.dumps(config))
+        runs.append(run)
     data = cohort_factory("msd", cases=6, shape=PHANTOM_RUN_SHAPE)  # what the tiny runs trained on
     result = glioseg_cli("crossval", *runs, "--data", data, "--out", tmp_path / "cv")
     assert_clear_error(result, LAST_CHECKPOINT)
@@ -113,8 +121,9 @@ def test_export_and_predict_refuse_a_checkpoint_that_is_not_what_glioseg_writes(
     damage(state)
     torch.save(state, tmp_path / "damaged.pt")
     assert_clear_error(glioseg_cli("export", tmp_path / "damaged.pt", "--out", tmp_path / "out" / "m.pt"), "damaged.pt")
-    assert_clear_error(glioseg_cli("predict", tmp_path / "damaged.pt", case, "--out", tmp_path / "pred"), "damaged.pt")
-    assert no_outputs(tmp_path / "out") and no_outputs(tmp_path / "pred")
+    with pytest.raises(InputError, match="damaged.pt"):  # predict's loader: the same refusal (the CLI's: above)
+        load_model(tmp_path / "damaged.pt", "cpu")
+    assert no_outputs(tmp_path / "out")
 
 
 def test_random_states_are_saved_as_data_and_restored_from_old_runs_too(tmp_path):

@@ -250,10 +250,16 @@ DICOM_DAMAGES = [no_position, zero_pixel_spacing, gantry_tilt, orientation_chang
 @pytest.mark.parametrize("damage", DICOM_DAMAGES, ids=lambda d: d.__name__)
 def test_dicom_whose_geometry_or_patient_is_a_guess_is_refused(tmp_path, damage):
     named = damage(tmp_path / "study")
-    for command in (["series", tmp_path / "study"], ["prepare", tmp_path / "study", "--out", tmp_path / "out"],
-                    ["predict", tmp_path / "study", "--out", tmp_path / "pred"]):  # fmt: skip
-        assert_clear_error(glioseg_cli(*command), named)
-    assert no_outputs(tmp_path / "out") and not list((tmp_path / "pred").rglob("*.nii.gz"))
+    assert_clear_error(glioseg_cli("prepare", tmp_path / "study", "--out", tmp_path / "out"), named)
+    assert no_outputs(tmp_path / "out")
+
+
+def test_series_and_predict_refuse_the_same_way(tmp_path):
+    """``series`` and ``predict`` choose the series through the same checks as ``prepare``."""
+    named = no_position(tmp_path / "study")
+    assert_clear_error(glioseg_cli("series", tmp_path / "study"), named)
+    assert_clear_error(glioseg_cli("predict", tmp_path / "study", "--out", tmp_path / "pred"), named)
+    assert not list((tmp_path / "pred").rglob("*.nii.gz"))
 
 
 def test_the_reason_for_an_orientation_change_is_given(tmp_path):
