@@ -65,6 +65,20 @@ def glioseg_cli(*args, **kwargs) -> subprocess.CompletedProcess:
                           env=env, **kwargs)  # fmt: skip
 
 
+def glioseg_in_process(*args) -> subprocess.CompletedProcess:
+    """Run ``glioseg ARGS`` in this process (the same command line, without a new interpreter's two seconds of
+    imports): for the many refusals of the bad-input catalogues. An exception the command line would have shown as a
+    traceback is raised here, failing the test."""
+    from typer.testing import CliRunner
+
+    from glioseg.app.cli import app
+
+    result = CliRunner().invoke(app, [str(argument) for argument in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def assert_clear_error(result: subprocess.CompletedProcess, name: str, status: int = 2) -> None:
     """One clear error: the status, ``name`` (the file at fault) and a fix in the message, no traceback."""
     assert result.returncode == status, (result.returncode, result.stdout, result.stderr)

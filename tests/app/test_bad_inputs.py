@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PHANTOM_RUN_SHAPE, assert_clear_error, glioseg_cli, no_outputs
+from conftest import PHANTOM_RUN_SHAPE, assert_clear_error, glioseg_in_process, no_outputs
 
 SUFFIXES = ("flair", "t1", "t1ce", "t2", "seg")
 
@@ -335,7 +335,7 @@ DATASET_DAMAGES = [
 @pytest.mark.parametrize("damage", DATASET_DAMAGES, ids=lambda d: d.__name__)
 def test_check_lists_the_problem(data, tmp_path, damage):
     name, target = damage(data, tmp_path)
-    result = glioseg_cli("check", target)
+    result = glioseg_in_process("check", target)
     assert result.returncode in (1, 2), result.stdout + result.stderr
     assert_clear_error(result, name, result.returncode)
 
@@ -377,7 +377,7 @@ def test_train_refuses_bad_options_before_writing_anything(data, tmp_path, optio
     out = tmp_path / "run"
     args = train_args(data, out, tmp_path)
     args[args.index("--folds") + 1] = "2"
-    result = glioseg_cli(*args, *options)
+    result = glioseg_in_process(*args, *options)
     assert result.returncode == 2, (result.stdout, result.stderr)
     text = " ".join((result.stdout + result.stderr).split())
     assert named in text and "Traceback" not in text, text
@@ -388,7 +388,7 @@ def test_train_refuses_bad_options_before_writing_anything(data, tmp_path, optio
 def test_train_refuses_before_writing_a_checkpoint(data, tmp_path, damage):
     name, target = damage(data, tmp_path)
     out = tmp_path / "run"
-    assert_clear_error(glioseg_cli(*train_args(target, out, tmp_path)), name)
+    assert_clear_error(glioseg_in_process(*train_args(target, out, tmp_path)), name)
     assert not out.exists()
 
 
@@ -408,7 +408,7 @@ never."""
 def test_predict_refuses_with_no_partial_output(tiny_runs, data, tmp_path, damage):
     name, target = damage(data, tmp_path)
     out = tmp_path / "pred"
-    assert_clear_error(glioseg_cli("predict", tiny_runs(0), target, "--out", out), name)
+    assert_clear_error(glioseg_in_process("predict", tiny_runs(0), target, "--out", out), name)
     assert not list(out.glob("*.nii.gz")) and not list(out.glob(".tmp-*"))
 
 
@@ -416,7 +416,7 @@ def test_predict_refuses_with_no_partial_output(tiny_runs, data, tmp_path, damag
 def test_predict_never_preparing_refuses_sequences_on_different_grids(tiny_runs, data, tmp_path, damage):
     name, target = damage(data, tmp_path)
     out = tmp_path / "pred"
-    result = glioseg_cli("predict", tiny_runs(0), target, "--out", out, "--prepare", "never")
+    result = glioseg_in_process("predict", tiny_runs(0), target, "--out", out, "--prepare", "never")
     assert_clear_error(result, name)
     assert "T1Gd" in result.stderr and not list(out.glob("*.nii.gz"))
 
@@ -435,7 +435,7 @@ BAD_PREDICT_OPTIONS = [
 @pytest.mark.parametrize(("options", "named"), BAD_PREDICT_OPTIONS, ids=[" ".join(o) for o, _ in BAD_PREDICT_OPTIONS])
 def test_predict_refuses_bad_options_before_writing_anything(tiny_runs, data, tmp_path, options, named):
     out = tmp_path / "pred"
-    result = glioseg_cli("predict", tiny_runs(0), data, "--out", out, *options)
+    result = glioseg_in_process("predict", tiny_runs(0), data, "--out", out, *options)
     assert result.returncode == 2, (result.stdout, result.stderr)
     text = " ".join((result.stdout + result.stderr).split())
     assert named in text and "Traceback" not in text, text
@@ -475,7 +475,7 @@ def test_a_lone_4d_image_in_any_folder_predicts_and_is_not_its_own_label(tiny_ru
     from glioseg.datasets.layouts import locate_case
 
     assert locate_case(lone).label is None
-    result = glioseg_cli("predict", tiny_runs(0), lone, "--out", tmp_path / "pred")
+    result = glioseg_in_process("predict", tiny_runs(0), lone, "--out", tmp_path / "pred")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "pred" / "scan.nii.gz").exists()
 
@@ -487,7 +487,7 @@ def find_msd_image(cohort_factory) -> Path:
 def test_predict_refuses_the_same_case_twice(tiny_runs, data, tmp_path):
     name, target = duplicate_ids(data, tmp_path)
     out = tmp_path / "pred"
-    assert_clear_error(glioseg_cli("predict", tiny_runs(0), target, target, "--out", out), name)
+    assert_clear_error(glioseg_in_process("predict", tiny_runs(0), target, target, "--out", out), name)
     assert no_outputs(out)
 
 
@@ -495,7 +495,7 @@ def test_corrupt_checkpoint(data, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
     out = tmp_path / "pred"
-    assert_clear_error(glioseg_cli("predict", bad, data, "--out", out), "bad.pt")
+    assert_clear_error(glioseg_in_process("predict", bad, data, "--out", out), "bad.pt")
     assert no_outputs(out)
 
 
@@ -504,22 +504,22 @@ def test_checkpoint_whose_config_does_not_match_its_weights(tiny_runs, data, tmp
     state["config"]["model"]["width"] = 8
     torch.save(state, tmp_path / "mismatch.pt")
     out = tmp_path / "pred"
-    assert_clear_error(glioseg_cli("predict", tmp_path / "mismatch.pt", data, "--out", out), "mismatch.pt")
+    assert_clear_error(glioseg_in_process("predict", tmp_path / "mismatch.pt", data, "--out", out), "mismatch.pt")
     assert no_outputs(out)
 
 
 def test_output_folder_not_writable(tiny_runs, data, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
-    result = glioseg_cli("predict", tiny_runs(0), data, "--out", blocker / "pred")
+    result = glioseg_in_process("predict", tiny_runs(0), data, "--out", blocker / "pred")
     assert_clear_error(result, "pred")
 
 
 def test_output_of_other_settings_is_kept_without_overwrite(tiny_runs, data, tmp_path):
     out = tmp_path / "pred"
-    assert glioseg_cli("predict", tiny_runs(0), data, "--out", out).returncode == 0
+    assert glioseg_in_process("predict", tiny_runs(0), data, "--out", out).returncode == 0
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    again = glioseg_cli("predict", tiny_runs(0), data, "--out", out, "--tta")
+    again = glioseg_in_process("predict", tiny_runs(0), data, "--out", out, "--tta")
     assert_clear_error(again, "pred")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
@@ -528,10 +528,10 @@ def test_non_ascii_and_space_paths_work(tiny_runs, data, tmp_path):
     odd = tmp_path / "données patient ü"
     shutil.copytree(data, odd)
     out = tmp_path / "prédictions avec espace"
-    result = glioseg_cli("predict", tiny_runs(0), odd, "--out", out)
+    result = glioseg_in_process("predict", tiny_runs(0), odd, "--out", out)
     assert result.returncode == 0, result.stderr
     assert len(list(out.glob("*.nii.gz"))) == 2
-    assert glioseg_cli("check", odd).returncode == 0
+    assert glioseg_in_process("check", odd).returncode == 0
 
 
 # ---- evaluate ----------------------------------------------------------------------------------------------------
@@ -539,19 +539,19 @@ def test_non_ascii_and_space_paths_work(tiny_runs, data, tmp_path):
 
 def test_evaluate_refuses_grids_that_differ(tiny_runs, data, tmp_path):
     predictions = tmp_path / "pred"
-    assert glioseg_cli("predict", tiny_runs(0), data, "--out", predictions).returncode == 0
+    assert glioseg_in_process("predict", tiny_runs(0), data, "--out", predictions).returncode == 0
     mask = sorted(predictions.glob("*.nii.gz"))[0]
     rewrite(mask, lambda a, m: (a[:-3], m))
-    assert_clear_error(glioseg_cli("evaluate", predictions, data, "--out", tmp_path / "m.csv"), mask.name)
+    assert_clear_error(glioseg_in_process("evaluate", predictions, data, "--out", tmp_path / "m.csv"), mask.name)
     assert not (tmp_path / "m.csv").exists()
 
 
 def test_evaluate_refuses_a_missing_prediction(tiny_runs, data, tmp_path):
     predictions = tmp_path / "pred"
-    assert glioseg_cli("predict", tiny_runs(0), data, "--out", predictions).returncode == 0
+    assert glioseg_in_process("predict", tiny_runs(0), data, "--out", predictions).returncode == 0
     missing = sorted(predictions.glob("*.nii.gz"))[1]
     missing.unlink()
-    assert_clear_error(glioseg_cli("evaluate", predictions, data, "--out", tmp_path / "m.csv"), missing.name)
+    assert_clear_error(glioseg_in_process("evaluate", predictions, data, "--out", tmp_path / "m.csv"), missing.name)
     assert not (tmp_path / "m.csv").exists()
 
 
@@ -559,5 +559,5 @@ def test_evaluate_refuses_a_missing_prediction(tiny_runs, data, tmp_path):
 
 
 def test_serve_refuses_a_missing_run_and_a_folder_without_predictions(tmp_path):
-    assert_clear_error(glioseg_cli("serve", tmp_path / "no-run.pt", "--port", "1"), "no-run.pt")
-    assert_clear_error(glioseg_cli("serve", "--predictions", tmp_path, "--port", "1"), tmp_path.name)
+    assert_clear_error(glioseg_in_process("serve", tmp_path / "no-run.pt", "--port", "1"), "no-run.pt")
+    assert_clear_error(glioseg_in_process("serve", "--predictions", tmp_path, "--port", "1"), tmp_path.name)

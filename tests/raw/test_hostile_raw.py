@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import assert_clear_error, glioseg_cli, no_outputs
+from conftest import assert_clear_error, glioseg_cli, glioseg_in_process, no_outputs
 from dicom_writer import SEQUENCE_TAGS, new_study, write_series
 from glioseg.datasets.layouts import MODALITIES
 
@@ -133,7 +133,7 @@ def prepare_args(paths, out):
 def test_prepare_refuses_what_it_cannot_register_or_place(raw, tmp_path, damage):
     damage(raw)
     out = tmp_path / "out"
-    result = glioseg_cli("prepare", *prepare_args(raw, out)[1:])
+    result = glioseg_in_process("prepare", *prepare_args(raw, out)[1:])
     assert_clear_error(result, "FLAIR.nii.gz")
     assert no_outputs(out)
 
@@ -148,7 +148,7 @@ def test_predict_refuses_the_same_raw_case_folder(raw, tmp_path, damage):
         shutil.copy(raw[role], folder / f"case7_{suffix}.nii.gz")
     nib.save(nib.Nifti1Image(head(3)[:, :, :30], affine()), folder / "case7_t2.nii.gz")  # another grid: raw
     out = tmp_path / "pred"
-    assert_clear_error(glioseg_cli("predict", folder, "--out", out), "case7_flair.nii.gz")
+    assert_clear_error(glioseg_in_process("predict", folder, "--out", out), "case7_flair.nii.gz")
     assert not list(out.rglob("*.nii.gz")) and not list(out.rglob("*.png"))  # no mask, no prepared case
 
 
@@ -250,7 +250,7 @@ DICOM_DAMAGES = [no_position, zero_pixel_spacing, gantry_tilt, orientation_chang
 @pytest.mark.parametrize("damage", DICOM_DAMAGES, ids=lambda d: d.__name__)
 def test_dicom_whose_geometry_or_patient_is_a_guess_is_refused(tmp_path, damage):
     named = damage(tmp_path / "study")
-    assert_clear_error(glioseg_cli("prepare", tmp_path / "study", "--out", tmp_path / "out"), named)
+    assert_clear_error(glioseg_in_process("prepare", tmp_path / "study", "--out", tmp_path / "out"), named)
     assert no_outputs(tmp_path / "out")
 
 
@@ -264,7 +264,7 @@ def test_series_and_predict_refuse_the_same_way(tmp_path):
 
 def test_the_reason_for_an_orientation_change_is_given(tmp_path):
     orientation_changes_half_way(tmp_path / "study")
-    result = glioseg_cli("prepare", tmp_path / "study", "--out", tmp_path / "out")
+    result = glioseg_in_process("prepare", tmp_path / "study", "--out", tmp_path / "out")
     assert "orientation" in result.stderr and "echoes" not in result.stderr
 
 
