@@ -249,3 +249,19 @@ def test_overwrite_removes_extras_the_new_settings_do_not_write(tiny_runs, cohor
     assert again.returncode == 0, again.stderr
     assert not list(out.glob("*_uncertainty.nii.gz")) and not list(out.glob("*_probabilities.nii.gz"))
     assert len(list(out.glob("*.nii.gz"))) == 2
+
+
+def test_cases_predicted_one_call_at_a_time_into_one_folder_are_all_listed(runs, cohort_factory, tmp_path):
+    """What a DICOM node does (a study at a time): every call's cases stay in volumes.csv, lesions.csv, cases.json."""
+    cases = find_cases(cohort_factory("brats2021", cases=3, shape=SHAPE))
+    model, out = load_model(runs[:1], "cpu"), tmp_path / "pred"
+    for files in cases:
+        predict_cohort(model, [files.images[0].parent], out, PredictConfig(), progress=False)
+    (out / f"{cases[1].case_id}.nii.gz").unlink()  # a mask removed by hand is no longer listed
+    predict_cohort(model, [cases[2].images[0].parent], out, PredictConfig(), progress=False)
+    expected = [cases[0].case_id, cases[2].case_id]
+    volumes = (out / "volumes.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in volumes] == expected
+    assert [entry["case_id"] for entry in json.loads((out / "cases.json").read_text())] == expected
+    lesion_cases = {row.split(",")[0] for row in (out / "lesions.csv").read_text().splitlines()[1:]}
+    assert lesion_cases <= set(expected) and cases[0].case_id in lesion_cases

@@ -289,8 +289,8 @@ def _write_extras(out: Path, case: Case, prediction: Prediction, settings: Predi
 def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: PredictConfig) -> tuple[Path, Path]:
     """``volumes.csv`` (tumour volume in mL per region and class of every predicted case) and ``lesions.csv`` (each
     lesion's volumes, centroid and RANO diameters, :mod:`glioseg.evaluation.measurements`), from the masks as
-    written."""
-    volumes, lesions = [], []
+    written; the rows of cases an earlier call predicted into ``out`` are kept (a DICOM node adds study by study)."""
+    volumes, lesions = _earlier_rows(out / "volumes.csv", cases), _earlier_rows(out / "lesions.csv", cases)
     for files in cases:
         mask = out / f"{files.case_id}.nii.gz"
         if not mask.exists():
@@ -308,11 +308,23 @@ def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: P
     return path, write_lesions(out / "lesions.csv", lesions)
 
 
+def _earlier_rows(table: Path, cases: list[CaseFiles | RawInput]) -> list[dict]:
+    """The rows of an earlier call's ``table`` whose case is not among ``cases`` and still has its mask."""
+    if not table.exists():
+        return []
+    current = {files.case_id for files in cases}
+    with open(table, newline="") as stream:
+        return [row for row in csv.DictReader(stream)
+                if row["case_id"] not in current and (table.parent / f"{row['case_id']}.nii.gz").exists()]  # fmt: skip
+
+
 def write_case_index(out: Path, cases: list[CaseFiles | RawInput], settings: PredictConfig) -> Path:
     """``cases.json``: where each predicted case's images (and expert label, if any) are, for reports and the viewer.
     A raw case is shown prepared (its mask on the prepared grid); ``native_mask`` and ``raw_source`` say where the
-    native mask and the input are."""
-    index = []
+    native mask and the input are. Entries of cases an earlier call predicted into ``out`` are kept."""
+    current = {files.case_id for files in cases}
+    index = [entry for entry in read_case_index(out)
+             if entry["case_id"] not in current and (out / f"{entry['case_id']}.nii.gz").exists()]  # fmt: skip
     for files in cases:
         if not (out / f"{files.case_id}.nii.gz").exists():
             continue
