@@ -4,7 +4,7 @@ VENV := .venv
 RUNTIME := $(VENV)/.installed
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint clean niivue chromium
+.PHONY: demo test lint clean niivue system-tools
 NIIVUE_VERSION := 0.69.0
 
 # What glioseg needs to run (the demo needs no more): quicker to set up than the test tools.
@@ -23,16 +23,19 @@ demo: $(RUNTIME)
 	$(VENV)/bin/glioseg demo
 
 # Two processes, each test file in one (its module fixtures made once): 624 s against 1025 s in one, on 2 cores.
-test: $(DEV) chromium
+test: $(DEV) system-tools
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
-# The viewer's browser test needs Chromium, the DICOM SEG test dciodvfy (dicom3tools): Debian's, where we may
-# install them; else the browser test is skipped and the SEG is checked by highdicom and pydicom only.
-chromium:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v dciodvfy >/dev/null || \
+# The viewer's browser test needs Chromium, the DICOM SEG test dciodvfy (dicom3tools), the PACS tests Orthanc with
+# its DICOMweb plugin: Debian's, where we may install them; else those tests are skipped, saying why.
+system-tools:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v dciodvfy >/dev/null && \
+	  { command -v Orthanc >/dev/null || [ -x /usr/sbin/Orthanc ]; } && \
+	  [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || \
 	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver dicom3tools >/dev/null; } || \
-	echo "no Chromium or dicom3tools could be installed: the browser test is skipped, dciodvfy not run"
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver dicom3tools orthanc \
+	  orthanc-dicomweb >/dev/null; } || \
+	echo "no Chromium, dicom3tools or Orthanc could be installed: the tests that need them are skipped"
 
 lint: $(DEV)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

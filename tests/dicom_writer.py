@@ -87,3 +87,18 @@ def write_study(volumes: dict[str, tuple[np.ndarray, np.ndarray]], folder: Path)
                  study, 1, {"SeriesDescription": "localizer", "RepetitionTime": 8.6, "EchoTime": 4,
                             "ScanningSequence": "GR"})  # fmt: skip
     return written
+
+
+def write_phantom_study(folder: Path, roles: tuple[str, ...] = ("FLAIR", "T1", "T1Gd", "T2")) -> dict[str, list[Path]]:
+    """A small DICOM study of a phantom (2 mm voxels, 50 x 50 x 36 around its tumour; seconds to segment) with the
+    series of ``roles``: what the PACS tests store and fetch."""
+    from glioseg.datasets.layouts import MODALITIES
+    from glioseg.datasets.phantoms import make_phantom
+
+    phantom = make_phantom(0, 3, (120, 120, 78))
+    centre = np.round(np.argwhere(phantom.label > 0).mean(0)).astype(int)
+    low = np.clip(centre - (25, 25, 18), 0, np.array(phantom.label.shape) - (50, 50, 36))
+    crop = tuple(slice(start, start + size) for start, size in zip(low, (50, 50, 36)))
+    affine = phantom.affine.copy()
+    affine[:3, 3] = phantom.affine[:3, :3] @ low + phantom.affine[:3, 3]
+    return write_study({role: (phantom.image[MODALITIES.index(role)][crop], affine) for role in roles}, folder)

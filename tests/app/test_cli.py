@@ -53,6 +53,7 @@ BROKEN = {  # command -> (its arguments given a scratch folder, the name its err
     "crossval": (lambda f: [broken_run(f), "--data", f, "--out", f / "cv"], "config.json"),
     "report": (lambda f: [broken_predictions(f), "--out", f / "report.html"], "metrics.csv"),
     "serve": (lambda f: [broken_run(f), "--port", "1"], "last.pt"),
+    "listen": (lambda f: ["--run", broken_run(f), "--send-to", "PACS@127.0.0.1:4242", "--out", f / "node"], "last.pt"),
     "demo": (lambda f: ["--real", "--sample-dir", broken_nifti(f), "--out", f / "demo"], "broken.nii.gz"),
 }
 
@@ -65,7 +66,7 @@ def test_every_command_is_in_the_catalogue():
 @pytest.mark.parametrize("command", sorted(BROKEN))
 def test_every_command_answers_a_broken_input_without_a_traceback(command, tmp_path):
     arguments, named = BROKEN[command]
-    if command == "serve":  # would block serving, were its refusal ever lost: in a process of its own, with a timeout
+    if command in ("serve", "listen"):  # would block serving, were a refusal lost: in a process of its own, timed
         result = glioseg_cli(command, *arguments(tmp_path), timeout=300)
     else:
         result = glioseg_in_process(command, *arguments(tmp_path))

@@ -22,6 +22,7 @@ from glioseg.core.config import (
     EvaluateConfig,
     FollowupConfig,
     ModelConfig,
+    NodeConfig,
     PostprocessConfig,
     PredictConfig,
     PrepareConfig,
@@ -30,6 +31,7 @@ from glioseg.core.config import (
     UploadLimits,
 )
 from glioseg.datasets.layouts import LAYOUTS, describe_layouts
+from glioseg.raw.dicomweb import PASSWORD_VARIABLE
 
 app = typer.Typer(
     help="Brain tumour segmentation in multimodal MRI with a 3D U-Net.",
@@ -237,10 +239,17 @@ def train(
         )
 
 
-def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """Run folders (holding config.json) or checkpoint files (.pt) come first; the rest are inputs."""
-    runs = [p for p in paths if (p / "config.json").exists() or p.suffix == ".pt"]
-    return runs, [p for p in paths if p not in runs]
+def _split_runs(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Run folders (holding config.json) or checkpoint files (.pt) come first; the rest are inputs (paths or DICOMweb
+    study URLs)."""
+    runs = [Path(p) for p in paths if "://" not in p and ((Path(p) / "config.json").exists() or p.endswith(".pt"))]
+    return runs, [p for p in paths if Path(p) not in runs or "://" in p]
+
+
+def _dicomweb_root(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{value} is no DICOMweb address (http(s)://HOST/...; Orthanc's: .../dicom-web)")
+    return value
 
 
 @app.command()
@@ -248,7 +257,11 @@ def _split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 @config_options(settings=PredictConfig, postprocess=PostprocessConfig)
 def predict(
     paths: Annotated[
-        list[Path], typer.Argument(help="[RUN ...] INPUT ...: runs (none: the shipped model), then cases or datasets.")
+        list[str],
+        typer.Argument(
+            help="[RUN ...] INPUT ...: runs (none: the shipped model), then cases, datasets, DICOM study "
+            "folders or DICOMweb study URLs (http(s)://HOST/.../studies/<StudyInstanceUID>)."
+        ),
     ],  # fmt: skip
     out: Annotated[Path, typer.Option("--out", help="Folder for the masks, volumes.csv and predict.json.")],
     settings: PredictConfig,
@@ -258,21 +271,79 @@ def predict(
     engine: Annotated[
         typing.Literal["torch", "onnx"], typer.Option(help="onnx: ONNX Runtime, with what glioseg export --onnx wrote.")
     ] = "torch",
+    store_to: Annotated[
+        str | None,
+        typer.Option(
+            help="A DICOMweb root (Orthanc: http://HOST:8042/dicom-web): each DICOM study's SEG is stored "
+            "there (STOW-RS), into its own study.",
+            callback=_dicomweb_root,
+        ),
+    ] = None,  # fmt: skip
+    dicomweb_user: Annotated[
+        str | None,
+        typer.Option(help=f"DICOMweb user (HTTP basic auth); the password is read from ${PASSWORD_VARIABLE}."),
+    ] = None,
 ) -> None:
     """Segment cases with trained runs (several runs ensemble); masks keep the input's grid and header.
 
     Without RUN the shipped model (trained on real BraTS 2018 cases) is used: glioseg predict CASE --out DIR
     Example: glioseg predict runs/fold0 runs/fold1 ../shared/data/brats2018-sample --out predictions --tta
+    From a PACS: glioseg predict http://pacs:8042/dicom-web/studies/1.2.3 --out DIR --store-to http://pacs:8042/dicom-web
     """
     from glioseg.inference.predict import load_model, predict_cohort
+    from glioseg.raw.dicomweb import store
+    from glioseg.workflows.pacs import local_inputs, results_to_store
 
     runs, inputs = _split_runs(paths)
     if not inputs:
         raise typer.BadParameter("give at least one case or dataset folder after the runs")
     model = load_model(runs or None, device, engine)
     settings = dataclasses.replace(settings, postprocess=postprocess)
-    masks = predict_cohort(model, inputs, out, settings, overwrite=overwrite)
+    local = local_inputs(inputs, out, dicomweb_user)
+    masks = predict_cohort(model, local, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
+    if store_to:
+        segs = results_to_store(local, out)
+        if segs:
+            store(store_to, segs, dicomweb_user)
+        console.print(f"{len(segs)} DICOM SEG stored to {store_to}" + ("" if segs else " (no DICOM study with tumour)"))
+
+
+@app.command()
+@reports_input_errors
+@config_options(node=NodeConfig, settings=PredictConfig, postprocess=PostprocessConfig)
+def listen(
+    send_to: Annotated[str, typer.Option(help="Where the SEGs go: AET@HOST:PORT (e.g. ORTHANC@pacs:4242).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for what is received and for the results.")],
+    node: NodeConfig,
+    settings: PredictConfig,
+    postprocess: PostprocessConfig,
+    run: Annotated[list[Path] | None, typer.Option(help="Runs to segment with (default: the shipped model).")] = None,
+    device: Device = DEFAULT_DEVICE,
+) -> None:
+    """Be a DICOM node: receive studies (C-STORE), segment each one once complete, send its DICOM SEG back.
+
+    Runs until stopped (Ctrl-C). Results and received studies stay in --out; a restart resumes what was not sent.
+    Example: glioseg listen --port 11112 --ae-title GLIOSEG --send-to ORTHANC@127.0.0.1:4242 --out node
+    """
+    import logging
+    import signal
+
+    from glioseg.app.node import Destination, listen
+    from glioseg.inference.predict import load_model
+
+    try:
+        destination = Destination.parse(send_to)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--send-to") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped by a service manager: shut down cleanly
+    model = load_model(run or None, device)
+    try:
+        listen(model, out, dataclasses.replace(settings, postprocess=postprocess), node, destination)
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @app.command()

@@ -335,6 +335,29 @@ class FollowupConfig:
     )
 
 
+def parse_ae_title(text: str) -> str:
+    """A DICOM application entity title: 1-16 characters of the default repertoire, no backslash (PS3.5 AE)."""
+    title = text.strip()
+    if not 1 <= len(title) <= 16 or not title.isascii() or not title.isprintable() or "\\" in title:
+        raise ValueError(f"{text!r} is no AE title (1-16 printable ASCII characters, no backslash)")
+    return title
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The DICOM node (``glioseg listen``): where it listens, its name, and when a study counts as complete."""
+
+    port: int = field(default=11112, metadata=cli("TCP port to receive on (11112: DICOM's registered port).", min=1,
+                                                 max=65535))  # fmt: skip
+    ae_title: str = field(default="GLIOSEG", metadata=cli("This node's AE title (the PACS sends to it).",
+                                                          parser=parse_ae_title))  # fmt: skip
+    study_timeout_s: float = field(
+        default=5.0,
+        metadata=cli("Seconds without a new instance after which a study is complete and segmented.",
+                     flag="--study-timeout", min=0.1),
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """Bounds on one upload to the viewer; a BraTS case is four files of 2-15 MB each (gzip)."""

@@ -11,6 +11,7 @@ case.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -223,6 +224,7 @@ def predict_cohort(
     """Predict every case of ``inputs`` into ``out``; returns the mask paths (done before or now)."""
     cases = inputs_of(inputs, settings.prepare)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    fresh = not (out / "predict.json").exists()
     if rank == 0:
         _claim_output(out, model, settings, overwrite)
         remove_stale_temporaries(out)  # from a killed run; before any process of this one writes
@@ -230,27 +232,45 @@ def predict_cohort(
     from rich.progress import track
 
     masks = []
-    mine = cases[rank::world]
-    for files in track(mine, description="predicting", disable=not progress):
-        mask = out / f"{files.case_id}.nii.gz"
-        masks.append(mask)
-        if mask.exists() and not overwrite:
-            continue
-        convention = _output_convention(files, settings)
-        case = files if isinstance(files, RawInput) else read_or_raw(files, settings.prepare)
-        if isinstance(case, RawInput):  # a DICOM study, grids that disagree, a head with skull: prepared first
-            predict_raw(model, case, out, settings, convention)
-            continue
-        prediction = model.predict(case, settings, keep_probabilities=settings.save_probabilities)
-        for extra in EXTRAS:  # an earlier run's, which these settings may not write again
-            (out / f"{files.case_id}{extra}").unlink(missing_ok=True)
-        _write_extras(out, case, prediction, settings)
-        write_label(mask, prediction.label, case, convention)  # the mask last: it marks done
+    try:
+        for files in track(cases[rank::world], description="predicting", disable=not progress):
+            masks.append(_predict_case(model, files, out, settings, overwrite))
+    except InputError:
+        if fresh and world == 1 and not any(mask.exists() for mask in masks):  # refused before any result
+            _unclaim(out)
+        raise
     _barrier(world)
     if rank == 0:
         write_measurements(out, cases, settings)
         write_case_index(out, cases, settings)
     return masks
+
+
+def _predict_case(model: Model, files: CaseFiles | RawInput, out: Path, settings: PredictConfig,
+                  overwrite: bool) -> Path:  # fmt: skip
+    """One case's mask (and extras) in ``out``, unless done before; returns the mask's path."""
+    mask = out / f"{files.case_id}.nii.gz"
+    if mask.exists() and not overwrite:
+        return mask
+    convention = _output_convention(files, settings)
+    case = files if isinstance(files, RawInput) else read_or_raw(files, settings.prepare)
+    if isinstance(case, RawInput):  # a DICOM study, grids that disagree, a head with skull: prepared first
+        predict_raw(model, case, out, settings, convention)
+        return mask
+    prediction = model.predict(case, settings, keep_probabilities=settings.save_probabilities)
+    for extra in EXTRAS:  # an earlier run's, which these settings may not write again
+        (out / f"{files.case_id}{extra}").unlink(missing_ok=True)
+    _write_extras(out, case, prediction, settings)
+    write_label(mask, prediction.label, case, convention)  # the mask last: it marks done
+    return mask
+
+
+def _unclaim(out: Path) -> None:
+    """Undo this call's claim of a folder it made nothing in: ``predict.json``, and the folders left empty."""
+    (out / "predict.json").unlink(missing_ok=True)
+    for folder in (out / PREPARED_FOLDER, out):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _barrier(world: int) -> None:

@@ -1,0 +1,28 @@
+"""``glioseg predict`` with a PACS: inputs named by DICOMweb study URLs are fetched into the prediction folder
+(``<out>/dicomweb/<StudyInstanceUID>/``, then segmented as any local DICOM study), and with ``--store-to`` the DICOM
+SEG of every DICOM study is stored back (STOW-RS) into its own study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glioseg.inference.inputs import holds_dicom
+from glioseg.raw.dicomweb import StudyURL, fetch_study
+
+FETCHED_FOLDER = "dicomweb"
+
+
+def local_inputs(inputs: list[str], out: Path, user: str | None = None) -> list[Path]:
+    """Each input as a local path: a DICOMweb study URL fetched into ``out`` (once: a study fetched before is
+    reused), anything else as the path it names."""
+    paths = []
+    for text in inputs:
+        url = StudyURL.parse(text)
+        paths.append(fetch_study(url, out / FETCHED_FOLDER / url.study, user) if url else Path(text))
+    return paths
+
+
+def results_to_store(inputs: list[Path], out: Path) -> list[Path]:
+    """The DICOM SEG written for each DICOM study among ``inputs`` (a study without tumour has none)."""
+    segs = [out / f"{path.name}_seg.dcm" for path in inputs if path.is_dir() and holds_dicom(path)]
+    return [seg for seg in segs if seg.exists()]
