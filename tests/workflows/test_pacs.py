@@ -10,11 +10,11 @@ from dicom_writer import write_phantom_study
 from glioseg.raw.dicomweb import PASSWORD_VARIABLE
 from orthanc_server import PASSWORD, USER, free_port, orthanc_missing, running_orthanc
 
-pytestmark = pytest.mark.skipif(orthanc_missing() is not None, reason=orthanc_missing() or "")
-
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
+    if orthanc_missing():
+        pytest.skip(orthanc_missing())
     with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
         yield server
 
@@ -102,6 +102,12 @@ def test_a_study_without_a_t1gd_is_refused_naming_what_is_missing(orthanc, passw
     assert "T1Gd" in result.stdout + result.stderr
     assert no_outputs(out)
     assert orthanc.series_of(study, "SEG") == []
+
+
+def test_a_web_address_that_names_no_study_is_a_clear_error(tmp_path):
+    address = "http://127.0.0.1:8042/dicom-web/series/1.2.3"
+    assert_clear_error(glioseg_in_process("predict", address, "--out", tmp_path / "pred"), address)
+    assert not (tmp_path / "pred").exists()
 
 
 def test_store_to_must_be_a_web_address(tmp_path):

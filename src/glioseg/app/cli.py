@@ -337,7 +337,8 @@ def listen(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--send-to") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    for chatty in ("pynetdicom", "highdicom"):  # their INFO lines (each association, each copied module) drown ours
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped by a service manager: shut down cleanly
     model = load_model(run or None, device)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from glioseg.core.errors import InputError
 from glioseg.inference.inputs import holds_dicom
 from glioseg.raw.dicomweb import StudyURL, fetch_study
 
@@ -18,6 +19,10 @@ def local_inputs(inputs: list[str], out: Path, user: str | None = None) -> list[
     paths = []
     for text in inputs:
         url = StudyURL.parse(text)
+        if url is None and "://" in text:
+            raise InputError(text, "not a DICOMweb study URL",
+                             "give one study: <DICOMweb root>/studies/<StudyInstanceUID>, e.g. "
+                             "http://pacs:8042/dicom-web/studies/1.2.840.1")  # fmt: skip
         paths.append(fetch_study(url, out / FETCHED_FOLDER / url.study, user) if url else Path(text))
     return paths
 
