@@ -102,3 +102,34 @@ def write_phantom_study(folder: Path, roles: tuple[str, ...] = ("FLAIR", "T1", "
     affine = phantom.affine.copy()
     affine[:3, 3] = phantom.affine[:3, :3] @ low + phantom.affine[:3, 3]
     return write_study({role: (phantom.image[MODALITIES.index(role)][crop], affine) for role in roles}, folder)
+
+
+def sr_values(path: Path) -> tuple[dict[str, float], list[dict], bool]:
+    """What a glioseg DICOM SR says, read back by highdicom: volumes by ``volumes.csv`` column, lesions as
+    ``lesions.csv`` rows (kind, lesion, volume and diameters), and whether its class groups reference a SEG."""
+    import highdicom as hd
+
+    from glioseg.core.labels import CLASS_NAMES
+    from glioseg.raw.dicom_seg import SEGMENTS
+    from glioseg.raw.dicom_sr import REGION_NAMES
+
+    report = hd.sr.srread(path)
+    volumes, lesions = {}, []
+    by_code = {code: CLASS_NAMES[value] for value, (_, _, code, _) in SEGMENTS.items()}
+    by_label = {label: CLASS_NAMES[value] for value, (label, _, _, _) in SEGMENTS.items()}
+    by_region = {name: region for region, name in REGION_NAMES.items()}
+    segmented = report.content.get_volumetric_roi_measurement_groups()
+    for group in segmented:
+        volumes[f"{by_code[group.finding_type.value]}_ml"] = group.get_measurements()[0].value
+    for group in report.content.get_image_measurement_groups():
+        name = str(group.tracking_identifier)
+        values = {m.name.meaning: m.value for m in group.get_measurements()}
+        if name in by_region or name in by_label:
+            volumes[f"{by_region.get(name) or by_label[name]}_ml"] = values["Volume"]
+            continue
+        kind, _, number = name.split()
+        lesions.append({"kind": kind, "lesion": int(number), "volume_ml": values["Volume"],
+                        "longest_diameter_mm": values["Long axis"],
+                        "perpendicular_diameter_mm": values["Short axis"],
+                        "product_mm2": values["Bidimensional product (RANO)"]})  # fmt: skip
+    return volumes, lesions, bool(segmented)

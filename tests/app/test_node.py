@@ -68,7 +68,7 @@ def test_the_node_survives_a_broken_study_sends_the_seg_and_resumes_after_a_rest
         assert (out / f"{study.StudyInstanceUID}.nii.gz").exists()  # the same files as glioseg predict
         assert (out / f"{study.StudyInstanceUID}_qc.png").exists()
         assert (out / "volumes.csv").read_text().count(study.StudyInstanceUID) == 1
-        assert orthanc.series_of(study.StudyInstanceUID, "SEG") == []
+        assert orthanc.series_of(study.StudyInstanceUID, "SEG") == orthanc.series_of(study.StudyInstanceUID, "SR") == []
 
         node = start_node(out, port, f"{orthanc.ae_title}@127.0.0.1:{orthanc.dicom_port}", log)  # the restart
         try:
@@ -82,6 +82,7 @@ def test_the_node_survives_a_broken_study_sends_the_seg_and_resumes_after_a_rest
         tags = orthanc.rest("GET", f"/instances/{instance}/simplified-tags").json()
         assert tags["StudyInstanceUID"] == study.StudyInstanceUID
         assert tags["ReferencedSeriesSequence"][0]["SeriesInstanceUID"] == study.SeriesInstanceUID
+        assert len(orthanc.series_of(study.StudyInstanceUID, "SR")) == 1  # the measurements went with it
 
 
 @pytest.mark.parametrize("text", ["ORTHANC", "ORTHANC@host", "@host:4242", "ORTHANC@host:0", "A\\B@host:4242",

@@ -2,6 +2,7 @@
 written as a DICOM study or a NIfTI case folder is prepared by predict itself; its mask comes back on the native
 T1Gd grid (and every sequence's), as NIfTI and as a DICOM SEG a validator accepts and highdicom reads back."""
 
+import csv
 import json
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import glioseg_cli
-from dicom_writer import write_study
+from dicom_writer import sr_values, write_study
 from glioseg.core.labels import BRATS2021
 from glioseg.core.registration import RigidTransform, resample
 from glioseg.datasets.cases import find_cases, read_case
@@ -93,6 +94,22 @@ def test_a_dicom_study_is_segmented_on_the_native_t1gd_grid_with_a_dicom_seg(raw
     in_seg = {1: 2, 2: 1, 3: 3}  # segment number -> internal class (core, edema, enhancing)
     assert np.array_equal(np.vectorize(in_seg.get)(volume.array[tuple(voxels.T)]), label[tuple(index)])
     assert len(voxels) == (label > 0).sum()  # every tumour voxel of the NIfTI mask is in the SEG, and no more
+
+    sr_path = tmp_path / "pred" / "study_sr.dcm"  # the measurements beside the SEG, equal to the CSVs
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True)
+        assert "Error" not in check.stdout + check.stderr, check.stderr
+    sr_volumes, sr_lesions, segmented = sr_values(sr_path)
+    with open(tmp_path / "pred" / "volumes.csv") as stream:
+        row = next(csv.DictReader(stream))
+    assert segmented and sr_volumes == pytest.approx({name: float(row[name]) for name in sr_volumes}, abs=1e-6)
+    with open(tmp_path / "pred" / "lesions.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(sr_lesions) == len(rows) > 0
+    for read, written in zip(sr_lesions, rows):
+        assert (read["kind"], read["lesion"]) == (written["kind"], int(written["lesion"]))
+        numbers = [key for key in read if key not in ("kind", "lesion")]
+        assert [read[key] for key in numbers] == pytest.approx([float(written[key]) for key in numbers], abs=1e-6)
 
 
 def test_a_case_folder_on_different_grids_is_prepared_and_masks_go_on_every_grid(small_raw_case, tiny_runs, tmp_path):

@@ -58,6 +58,7 @@ def test_a_study_from_dicomweb_is_segmented_and_its_seg_stored_in_the_same_study
     assert seg.StudyInstanceUID == study
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == t1gd_series
     assert seg.SOPInstanceUID == pydicom.dcmread(out / f"{study}_seg.dcm").SOPInstanceUID
+    assert len(orthanc.series_of(study, "SR")) == 1  # the measurements went with it
 
 
 def test_a_wrong_password_is_a_clear_error_and_leaves_nothing(orthanc, stored_study, monkeypatch, tmp_path):

@@ -274,8 +274,8 @@ def predict(
     store_to: Annotated[
         str | None,
         typer.Option(
-            help="A DICOMweb root (Orthanc: http://HOST:8042/dicom-web): each DICOM study's SEG is stored "
-            "there (STOW-RS), into its own study.",
+            help="A DICOMweb root (Orthanc: http://HOST:8042/dicom-web): each DICOM study's SEG and SR are "
+            "stored there (STOW-RS), into its own study.",
             callback=_dicomweb_root,
         ),
     ] = None,  # fmt: skip
@@ -303,10 +303,11 @@ def predict(
     masks = predict_cohort(model, local, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
     if store_to:
-        segs = results_to_store(local, out)
-        if segs:
-            store(store_to, segs, dicomweb_user)
-        console.print(f"{len(segs)} DICOM SEG stored to {store_to}" + ("" if segs else " (no DICOM study with tumour)"))
+        results = results_to_store(local, out)
+        if results:
+            store(store_to, results, dicomweb_user)
+        console.print(f"{len(results)} DICOM files (SEG, SR) stored to {store_to}" + ("" if results else
+                      " (no input was a DICOM study)"))  # fmt: skip
 
 
 @app.command()

@@ -1,13 +1,14 @@
 """``glioseg listen``: glioseg as a DICOM node, as AI nodes in a hospital network work (MONAI Deploy, commercial
 ones): a C-STORE SCP (pynetdicom) receives studies, segments each one once it is complete, and sends its DICOM SEG
-(C-STORE) to another node, usually the PACS the study came from.
+and measurements (DICOM SR) (C-STORE) to another node, usually the PACS the study came from.
 
 Received instances go to ``<out>/incoming/<StudyInstanceUID>/<SOPInstanceUID>.dcm``. A study that has received
 nothing for ``study_timeout_s`` is complete: it is segmented as a local DICOM study by the same code as ``glioseg
 predict`` (the same files under ``<out>``: native mask, volumes, lesions, QC, SEG), one study at a time, while the
 receiving goes on. ``<out>/incoming/<StudyInstanceUID>.json`` records each study's outcome:
 
-- ``sent``: the SEG went to the destination; ``no tumour``: nothing to send (a SEG holds a segment);
+- ``sent``: the SEG and the SR (:mod:`glioseg.raw.dicom_sr`) went to the destination (without tumour: the SR, which
+  says so, alone);
 - ``refused``: the study cannot be segmented (its reason is logged and recorded); it is tried again if more of its
   instances arrive (say the T1Gd sent afterwards);
 - ``unsent``: segmented, but the destination did not take the SEG; sent again at the node's next start.
@@ -145,7 +146,7 @@ def send(paths: list[Path], destination: Destination, calling_ae_title: str) -> 
 
 def segment_study(model, study: Path, out: Path, settings: PredictConfig, destination: Destination,
                   ae_title: str) -> tuple[str, str]:  # fmt: skip
-    """Segment one received study into ``out`` and send its SEG: its outcome (state, detail)."""
+    """Segment one received study into ``out`` and send its SEG and SR: its outcome (state, detail)."""
     from glioseg.inference.predict import predict_cohort
     from glioseg.workflows.pacs import results_to_store
 
@@ -155,14 +156,12 @@ def segment_study(model, study: Path, out: Path, settings: PredictConfig, destin
         predict_cohort(model, [study], out, settings, progress=False)
     except InputError as error:
         return "refused", f"{error.path}: {error.problem}. Fix: {error.fix}"
-    segs = results_to_store([study], out)
-    if not segs:
-        return "no tumour", "no tumour found, so no DICOM SEG to send"
+    results = results_to_store([study], out)
     try:
-        send(segs, destination, ae_title)
+        send(results, destination, ae_title)
     except ConnectionError as error:
         return "unsent", str(error)
-    return "sent", f"{segs[0].name} sent to {destination}"
+    return "sent", f"{', '.join(path.name for path in results)} sent to {destination}"
 
 
 def listen(model, out: Path, settings: PredictConfig, node: NodeConfig, destination: Destination) -> None:
@@ -212,5 +211,5 @@ def _segment_and_record(inbox: Inbox, study: Path, model, out: Path, settings: P
         log.exception("study %s failed", study.name)
         state, detail = "refused", "an unexpected error (see the node's log)"
     inbox.record(study, state, detail)
-    report = log.info if state in ("sent", "no tumour") else log.warning
+    report = log.info if state == "sent" else log.warning
     report("study %s: %s: %s", study.name, state, detail)

@@ -20,8 +20,9 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from glioseg.core.files import atomic_path
-from glioseg.core.labels import CLASS_NAMES, REGION_CLASSES, class_mask
+from glioseg.core.labels import CLASS_NAMES, REGION_CLASSES, STRUCTURE_NAMES, class_mask
 from glioseg.evaluation.lesionwise import components
+from glioseg.evaluation.metrics import volumes_ml
 
 MEASURABLE_MM = 10.0
 """RANO: a lesion is measurable when both perpendicular diameters are at least 10 mm."""
@@ -112,6 +113,13 @@ def measure_lesions(label: np.ndarray, affine: np.ndarray) -> list[dict]:
             where = np.argwhere(lesions[box] == number) + [s.start for s in box]
             rows.append({"kind": kind, "lesion": number, **measure_lesion(where, label, affine)})
     return rows
+
+
+def measure_case(label: np.ndarray, affine: np.ndarray, zooms: tuple[float, ...]) -> tuple[dict, list[dict]]:
+    """A mask's numbers as glioseg reports them everywhere (``volumes.csv``, ``lesions.csv``, the DICOM SR): its
+    volumes (``<structure>_ml``, mL to 3 decimals) from the header's voxel sizes, and its lesions' rows."""
+    measured = volumes_ml(label, tuple(float(z) for z in zooms[:3]))
+    return {f"{n}_ml": round(measured[n], 3) for n in STRUCTURE_NAMES}, measure_lesions(label, affine)
 
 
 def write_lesions(path: Path, rows: list[dict]) -> Path:

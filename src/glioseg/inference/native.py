@@ -28,6 +28,7 @@ from glioseg.core.labels import LabelConvention
 from glioseg.core.registration import RigidTransform, resample
 from glioseg.datasets.cases import Case, nifti_like, read_case, write_label
 from glioseg.datasets.layouts import MODALITIES, locate_case
+from glioseg.evaluation.measurements import measure_case
 from glioseg.evaluation.metrics import volumes_ml
 from glioseg.inference.inputs import RawInput
 from glioseg.inference.postprocess import clean_label, label_from_probabilities
@@ -132,13 +133,26 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
     native_t1gd = nib.load(files.native_reference)
     _save_native_qc(out / f"{raw.case_id}_qc.png", native_t1gd, labels[REFERENCE], raw.case_id)
     if raw.nifti is None:
-        from glioseg.raw.dicom_seg import write_dicom_seg
-
-        if not write_dicom_seg(out / f"{raw.case_id}_seg.dcm", labels[REFERENCE], grids[REFERENCE].affine,
-                               reference_series_files(files)):  # fmt: skip
-            print(f"{raw.case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment)", file=sys.stderr)
+        _write_dicom_results(out, raw.case_id, labels[REFERENCE], grids[REFERENCE], files, model.fingerprint())
     native_mask = write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
     return RawPrediction(case, prediction.label, native_mask, volumes_ml(labels[REFERENCE], grids[REFERENCE].spacing))
+
+
+def _write_dicom_results(out: Path, case_id: str, label: np.ndarray, grid: Grid, files: PreparedFiles,
+                         model_id: str) -> None:  # fmt: skip
+    """A DICOM study's SEG (``<case>_seg.dcm``) and measurements as an SR (``<case>_sr.dcm``), with the numbers
+    ``volumes.csv`` and ``lesions.csv`` will hold (the one :func:`measure_case`)."""
+    import sys
+
+    from glioseg.raw.dicom_seg import write_dicom_seg
+    from glioseg.raw.dicom_sr import write_dicom_sr
+
+    source = reference_series_files(files)
+    seg = write_dicom_seg(out / f"{case_id}_seg.dcm", label, grid.affine, source)
+    if seg is None:
+        print(f"{case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment); the SR says so", file=sys.stderr)
+    volumes, lesions = measure_case(label, grid.affine, grid.header.get_zooms())
+    write_dicom_sr(out / f"{case_id}_sr.dcm", volumes, lesions, source, seg, model_id)
 
 
 def settings_choices(settings: PredictConfig) -> dict[str, str]:

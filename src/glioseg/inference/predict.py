@@ -32,7 +32,7 @@ from glioseg.core.labels import BRATS2021, CONVENTIONS, STRUCTURE_NAMES, LabelCo
 from glioseg.datasets.cases import Case, nifti_like, write_label
 from glioseg.datasets.layouts import LAYOUTS, CaseFiles
 from glioseg.datasets.preprocess import preprocess_case
-from glioseg.evaluation.measurements import measure_lesions, write_lesions
+from glioseg.evaluation.measurements import measure_case, write_lesions
 from glioseg.evaluation.metrics import volumes_ml
 from glioseg.inference.inputs import RawInput, inputs_of, read_or_raw
 from glioseg.inference.native import PREPARED_FOLDER, predict_raw
@@ -317,9 +317,9 @@ def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: P
             continue
         image = nib.load(mask)
         label = _output_convention(files, settings).to_internal(np.asarray(image.dataobj))
-        measured = volumes_ml(label, tuple(float(z) for z in image.header.get_zooms()[:3]))
-        volumes.append({"case_id": files.case_id, **{f"{n}_ml": round(measured[n], 3) for n in STRUCTURE_NAMES}})
-        lesions += [{"case_id": files.case_id, **row} for row in measure_lesions(label, image.affine)]
+        measured, lesion_rows = measure_case(label, image.affine, image.header.get_zooms())
+        volumes.append({"case_id": files.case_id, **measured})
+        lesions += [{"case_id": files.case_id, **row} for row in lesion_rows]
     path = out / "volumes.csv"
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=["case_id", *(f"{n}_ml" for n in STRUCTURE_NAMES)])

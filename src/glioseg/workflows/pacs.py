@@ -1,6 +1,6 @@
 """``glioseg predict`` with a PACS: inputs named by DICOMweb study URLs are fetched into the prediction folder
 (``<out>/dicomweb/<StudyInstanceUID>/``, then segmented as any local DICOM study), and with ``--store-to`` the DICOM
-SEG of every DICOM study is stored back (STOW-RS) into its own study."""
+SEG and SR of every DICOM study are stored back (STOW-RS) into its own study."""
 
 from __future__ import annotations
 
@@ -27,7 +27,12 @@ def local_inputs(inputs: list[str], out: Path, user: str | None = None) -> list[
     return paths
 
 
+DICOM_RESULTS = ("_seg.dcm", "_sr.dcm")
+"""What a DICOM study's prediction writes for its PACS: the SEG (absent without tumour) and the SR."""
+
+
 def results_to_store(inputs: list[Path], out: Path) -> list[Path]:
-    """The DICOM SEG written for each DICOM study among ``inputs`` (a study without tumour has none)."""
-    segs = [out / f"{path.name}_seg.dcm" for path in inputs if path.is_dir() and holds_dicom(path)]
-    return [seg for seg in segs if seg.exists()]
+    """The DICOM SEG and SR written for each DICOM study among ``inputs``."""
+    found = [out / f"{path.name}{ending}" for path in inputs if path.is_dir() and holds_dicom(path)
+             for ending in DICOM_RESULTS]  # fmt: skip
+    return [path for path in found if path.exists()]
