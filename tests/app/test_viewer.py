@@ -379,3 +379,26 @@ def test_the_viewer_reads_smaller_volumes_than_the_command_line(model, case_file
     client = make_client(model, tmp_path, limits=UploadLimits(max_voxels=1000))
     job = wait(client, upload(client, case_upload(case_files[0])).json()["id"])
     assert job["status"] == "failed" and "voxels per volume" in job["error"]
+
+
+def test_disk_use_counts_past_files_that_other_jobs_remove_meanwhile(tmp_path, monkeypatch):
+    """The viewer sums its jobs' folders while other jobs unpack and delete (twenty uploads at once failed so)."""
+    import os
+
+    from glioseg.app.viewer import folder_bytes
+
+    (tmp_path / "job" / "upload").mkdir(parents=True)
+    (tmp_path / "job" / "kept.nii.gz").write_bytes(b"x" * 100)
+    (tmp_path / "job" / "upload" / "gone.nii.gz").write_bytes(b"x" * 50)
+    real_stat = os.stat
+
+    def stat_then_removed(path, *args, **kwargs):  # another job deletes the file just after glioseg looked at it
+        found = real_stat(path, *args, **kwargs)
+        if str(path).endswith("gone.nii.gz"):
+            os.unlink(path)
+        return found
+
+    monkeypatch.setattr(os, "stat", stat_then_removed)
+    assert folder_bytes(tmp_path) == 150  # each file as it was when measured; no error for the one gone since
+    assert folder_bytes(tmp_path) == 100
+    assert folder_bytes(tmp_path / "missing") == 0

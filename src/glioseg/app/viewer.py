@@ -11,6 +11,8 @@ unguessable session token (a cookie) and sees only its own jobs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import secrets
 import shutil
@@ -75,7 +77,14 @@ class Busy(Exception):
 
 
 def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+    """Bytes of the files under ``folder``, counted while other jobs write and delete theirs: a file removed between
+    being listed and measured is not counted (os.walk skips folders that vanish)."""
+    total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+    return total
 
 
 class JobQueue:
