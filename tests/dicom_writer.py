@@ -111,7 +111,7 @@ def sr_values(path: Path) -> tuple[dict[str, float], list[dict], bool]:
 
     from glioseg.core.labels import CLASS_NAMES
     from glioseg.raw.dicom_seg import SEGMENTS
-    from glioseg.raw.dicom_sr import REGION_NAMES
+    from glioseg.raw.dicom_sr import REGION_NAMES, REVIEW_GROUP
 
     report = hd.sr.srread(path)
     volumes, lesions = {}, []
@@ -124,6 +124,8 @@ def sr_values(path: Path) -> tuple[dict[str, float], list[dict], bool]:
     for group in report.content.get_image_measurement_groups():
         name = str(group.tracking_identifier)
         values = {m.name.meaning: m.value for m in group.get_measurements()}
+        if name == REVIEW_GROUP:
+            continue
         if name in by_region or name in by_label:
             volumes[f"{by_region.get(name) or by_label[name]}_ml"] = values["Volume"]
             continue
@@ -133,3 +135,16 @@ def sr_values(path: Path) -> tuple[dict[str, float], list[dict], bool]:
                         "perpendicular_diameter_mm": values["Short axis"],
                         "product_mm2": values["Bidimensional product (RANO)"]})  # fmt: skip
     return volumes, lesions, bool(segmented)
+
+
+def sr_review(path: Path) -> tuple[float, bool] | None:
+    """The review score and flag a glioseg DICOM SR reports, read back by highdicom (None: it reports none)."""
+    import highdicom as hd
+
+    from glioseg.raw.dicom_sr import REVIEW_GROUP
+
+    for group in hd.sr.srread(path).content.get_image_measurement_groups():
+        if str(group.tracking_identifier) == REVIEW_GROUP:
+            advised = group.get_qualitative_evaluations()[0].value.meaning == "Yes"
+            return group.get_measurements()[0].value, advised
+    return None

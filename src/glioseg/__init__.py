@@ -4,6 +4,7 @@
     case = glioseg.load_case("Brats18_2013_20_1/")       # any layout
     model = glioseg.load_model("runs/fold0")            # a run folder (several: an ensemble)
     pred = model.predict(case)                          # label on the case's grid, volumes, ...
+    pred.review.score, pred.review.advised              # whether a reader should check it (MODEL_CARD.md)
     glioseg.sens_spec_table(pred, case.label)           # pandas DataFrame per class
     glioseg.plot_overlay(case, pred, loc=(120, 120, 77)).savefig("overlay.png")
 

@@ -64,6 +64,7 @@ def test_an_uploaded_case_is_segmented_like_predict_does(model, case_files, tmp_
     assert job["status"] == "done", job
     expected = model.predict(glioseg_read(files))
     assert job["volumes_ml"] == {k: round(v, 2) for k, v in expected.volumes_ml.items()}
+    assert job["review"] == expected.review.row()  # the page's banner shows it when the flag is up
     mask = client.get(f"/api/jobs/{job['id']}/files/segmentation")
     assert mask.status_code == 200
     written = nib.Nifti1Image.from_bytes(gzip.decompress(mask.content))

@@ -87,6 +87,9 @@ def test_upload_segment_and_explore_in_chromium(server, browser, cohort_factory,
     assert api["volumes_ml"]["WT"] > 0  # this tiny model segments plenty: the overlay must show
     shown = {name: float(browser.find_element(By.ID, f"volume-{name}").text) for name in api["volumes_ml"]}
     assert shown == pytest.approx(api["volumes_ml"], abs=0.005)
+    banner = browser.find_element(By.ID, "review")  # the review flag's banner, shown when the flag is up
+    assert banner.is_displayed() == api["review"]["review_advised"]
+    assert ("Review advised" in banner.text) == api["review"]["review_advised"]
 
     lesions = api["lesions"]
     assert lesions and lesions[0]["kind"] == "tumour"

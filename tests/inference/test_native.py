@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import glioseg_cli
-from dicom_writer import sr_values, write_study
+from dicom_writer import sr_review, sr_values, write_study
 from glioseg.core.labels import BRATS2021
 from glioseg.core.registration import RigidTransform, resample
 from glioseg.datasets.cases import find_cases, read_case
@@ -106,6 +106,9 @@ def test_a_dicom_study_is_segmented_on_the_native_t1gd_grid_with_a_dicom_seg(raw
     with open(tmp_path / "pred" / "lesions.csv") as stream:
         rows = list(csv.DictReader(stream))
     assert len(sr_lesions) == len(rows) > 0
+    with open(tmp_path / "pred" / "quality.csv") as stream:
+        quality = next(csv.DictReader(stream))
+    assert sr_review(sr_path) == (pytest.approx(float(quality["review_score"])), quality["review_advised"] == "True")
     for read, written in zip(sr_lesions, rows):
         assert (read["kind"], read["lesion"]) == (written["kind"], int(written["lesion"]))
         numbers = [key for key in read if key not in ("kind", "lesion")]

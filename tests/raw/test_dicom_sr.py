@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_writer import sr_values, write_study
+from dicom_writer import sr_review, sr_values, write_study
 from glioseg.evaluation.measurements import measure_case
 from glioseg.raw.dicom_seg import write_dicom_seg
 from glioseg.raw.dicom_sr import LOCAL_SCHEME, write_dicom_sr
@@ -42,8 +42,9 @@ def test_the_sr_holds_every_measurement_and_references_the_seg(t1gd_series, tmp_
     label = two_lesions()
     seg = write_dicom_seg(tmp_path / "case_seg.dcm", label, AFFINE, t1gd_series)
     volumes, lesions = measure_case(label, AFFINE, (2.0, 2.0, 2.0))
-    sr = write_dicom_sr(tmp_path / "case_sr.dcm", volumes, lesions, t1gd_series, seg, "model-fingerprint")
+    sr = write_dicom_sr(tmp_path / "case_sr.dcm", volumes, lesions, t1gd_series, seg, "model-fingerprint", (1.25, True))
     assert_dciodvfy_clean(sr)
+    assert sr_review(sr) == (1.25, True)
     read_volumes, read_lesions, segmented = sr_values(sr)
     assert segmented
     assert read_volumes == {name: value for name, value in volumes.items() if name != "ET_ml"}  # ET is the class
@@ -75,8 +76,9 @@ def test_without_tumour_the_sr_says_so_and_references_no_seg(t1gd_series, tmp_pa
     label = np.zeros(SHAPE, np.uint8)
     assert write_dicom_seg(tmp_path / "case_seg.dcm", label, AFFINE, t1gd_series) is None
     volumes, lesions = measure_case(label, AFFINE, (2.0, 2.0, 2.0))
-    sr = write_dicom_sr(tmp_path / "case_sr.dcm", volumes, lesions, t1gd_series, None, "m")
+    sr = write_dicom_sr(tmp_path / "case_sr.dcm", volumes, lesions, t1gd_series, None, "m", (0.0, False))
     assert_dciodvfy_clean(sr)
+    assert sr_review(sr) == (0.0, False)
     read_volumes, read_lesions, segmented = sr_values(sr)
     assert not segmented and read_lesions == []
     assert set(read_volumes) == {"WT_ml", "TC_ml", "edema_ml", "core_ml", "enhancing_ml"}

@@ -246,6 +246,19 @@ def _split_runs(paths: list[str]) -> tuple[list[Path], list[str]]:
     return runs, [p for p in paths if Path(p) not in runs or "://" in p]
 
 
+def _print_reviews_advised(masks: list[Path], out: Path, threshold: float) -> None:
+    """One line per case whose review flag is up (``quality.csv`` lists every case's score)."""
+    from glioseg.inference.review import read_review
+
+    for mask in masks:
+        case_id = mask.name.removesuffix(".nii.gz")
+        review = read_review(out, case_id)
+        if review and review["review_advised"]:
+            console.print(f"[bold yellow]review advised:[/] {case_id} (score {review['review_score']:.2f} > "
+                          f"{threshold:g}): the model is unsure of its enhancing tumour; check enhancing tumour "
+                          "and tumour core", highlight=False, soft_wrap=True)  # fmt: skip
+
+
 def _dicomweb_root(value: str | None) -> str | None:
     if value is not None and not value.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{value} is no DICOMweb address (http(s)://HOST/...; Orthanc's: .../dicom-web)")
@@ -302,6 +315,7 @@ def predict(
     local = local_inputs(inputs, out, dicomweb_user)
     masks = predict_cohort(model, local, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
+    _print_reviews_advised(masks, out, settings.review_threshold)
     if store_to:
         results = results_to_store(local, out)
         if results:

@@ -156,12 +156,16 @@ def segment_study(model, study: Path, out: Path, settings: PredictConfig, destin
         predict_cohort(model, [study], out, settings, progress=False)
     except InputError as error:
         return "refused", f"{error.path}: {error.problem}. Fix: {error.fix}"
+    from glioseg.inference.review import read_review
+
+    review = read_review(out, study.name) or {}
+    flag = "; review advised" if review.get("review_advised") else ""
     results = results_to_store([study], out)
     try:
         send(results, destination, ae_title)
     except ConnectionError as error:
-        return "unsent", str(error)
-    return "sent", f"{', '.join(path.name for path in results)} sent to {destination}"
+        return "unsent", str(error) + flag
+    return "sent", f"{', '.join(path.name for path in results)} sent to {destination}{flag}"
 
 
 def listen(model, out: Path, settings: PredictConfig, node: NodeConfig, destination: Destination) -> None:

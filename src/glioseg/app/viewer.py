@@ -62,13 +62,14 @@ class Job:
     volumes_ml: dict[str, float] = field(default_factory=dict)
     centre_mm: list[float] | None = None
     lesions: list[dict] = field(default_factory=list)
+    review: dict | None = None  # review_score, review_advised (inference.review)
     created: float = field(default_factory=time.time)
 
     def public(self) -> dict:
         return {
             "id": self.id, "title": self.title, "status": self.status, "stage": self.stage, "error": self.error,
             "case_id": self.case_id, "volumes_ml": self.volumes_ml, "centre_mm": self.centre_mm,
-            "lesions": self.lesions, "files": list(VIEW_FILES) if self.status == "done" else [],
+            "lesions": self.lesions, "review": self.review, "files": list(VIEW_FILES) if self.status == "done" else [],
         }  # fmt: skip
 
 
@@ -210,6 +211,7 @@ def segment_upload(model_loader: Callable[[], object], source: Path, max_voxels:
         job.stage = "segmenting"
         prediction = model.predict(case)  # type: ignore[attr-defined]
         write_view_files(job, case, prediction.label, case.convention)
+        job.review = prediction.review.row()
 
     return work
 
@@ -227,6 +229,7 @@ def segment_raw(job: Job, model, raw) -> None:
     write_view_files(job, made.case, made.label, BRATS2021)
     shutil.copy(made.native_mask, job.folder / "view" / "segmentation.nii.gz")  # the download: on the native grid
     job.volumes_ml = {name: round(value, 2) for name, value in made.volumes_ml.items()}
+    job.review = made.review.row()
     shutil.rmtree(result)
 
 
@@ -241,6 +244,8 @@ def open_prediction(pred_dir: Path, entry: dict) -> Callable[[Job], None]:
         convention = convention_from_record(entry["mask_convention"])
         label = convention.to_internal(np.asarray(nib.load(pred_dir / entry["mask"]).dataobj))
         write_view_files(job, case, label, convention)
+        if "review_score" in entry:
+            job.review = {key: entry[key] for key in ("review_score", "review_advised")}
 
     return work
 

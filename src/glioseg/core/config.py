@@ -279,6 +279,11 @@ class PredictConfig:
         metadata=cli("DICOM: which series is which, e.g. T1Gd=7,FLAIR=3 (when the tags leave a choice).",
                      parser=parse_series, metavar="SEQUENCE=SERIES,..."),
     )  # fmt: skip
+    review_threshold: float = field(
+        default=1.0,
+        metadata=cli("Review score above which a case is flagged 'review advised' (doubt about enhancing tumour, "
+                     "MODEL_CARD.md).", min=0.0),
+    )  # fmt: skip
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
 

@@ -32,6 +32,7 @@ from glioseg.evaluation.measurements import measure_case
 from glioseg.evaluation.metrics import volumes_ml
 from glioseg.inference.inputs import RawInput
 from glioseg.inference.postprocess import clean_label, label_from_probabilities
+from glioseg.inference.review import Review, write_review
 from glioseg.raw.prepare import PREPARED_LAYOUT, REFERENCE, prepare
 from glioseg.raw.prepared import PreparedFiles, PrepareRecord
 
@@ -98,12 +99,13 @@ def write_on_grid(path: Path, label: np.ndarray, grid: Grid, convention: LabelCo
 @dataclass(frozen=True)
 class RawPrediction:
     """What :func:`predict_raw` made: the prepared case and its internal label there (what the report and the
-    viewer show), the native T1Gd mask's path and its volumes (what ``volumes.csv`` reports)."""
+    viewer show), the native T1Gd mask's path and its volumes (what ``volumes.csv`` reports), the case's review."""
 
     case: Case
     label: np.ndarray
     native_mask: Path
     volumes_ml: dict[str, float]
+    review: Review
 
 
 def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, convention: LabelConvention) -> RawPrediction:
@@ -133,13 +135,16 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
     native_t1gd = nib.load(files.native_reference)
     _save_native_qc(out / f"{raw.case_id}_qc.png", native_t1gd, labels[REFERENCE], raw.case_id)
     if raw.nifti is None:
-        _write_dicom_results(out, raw.case_id, labels[REFERENCE], grids[REFERENCE], files, model.fingerprint())
+        _write_dicom_results(out, raw.case_id, labels[REFERENCE], grids[REFERENCE], files, model.fingerprint(),
+                             prediction.review)  # fmt: skip
+    write_review(out, raw.case_id, prediction.review)
     native_mask = write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
-    return RawPrediction(case, prediction.label, native_mask, volumes_ml(labels[REFERENCE], grids[REFERENCE].spacing))
+    return RawPrediction(case, prediction.label, native_mask, volumes_ml(labels[REFERENCE], grids[REFERENCE].spacing),
+                         prediction.review)  # fmt: skip
 
 
 def _write_dicom_results(out: Path, case_id: str, label: np.ndarray, grid: Grid, files: PreparedFiles,
-                         model_id: str) -> None:  # fmt: skip
+                         model_id: str, review: Review) -> None:  # fmt: skip
     """A DICOM study's SEG (``<case>_seg.dcm``) and measurements as an SR (``<case>_sr.dcm``), with the numbers
     ``volumes.csv`` and ``lesions.csv`` will hold (the one :func:`measure_case`)."""
     import sys
@@ -152,7 +157,7 @@ def _write_dicom_results(out: Path, case_id: str, label: np.ndarray, grid: Grid,
     if seg is None:
         print(f"{case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment); the SR says so", file=sys.stderr)
     volumes, lesions = measure_case(label, grid.affine, grid.header.get_zooms())
-    write_dicom_sr(out / f"{case_id}_sr.dcm", volumes, lesions, source, seg, model_id)
+    write_dicom_sr(out / f"{case_id}_sr.dcm", volumes, lesions, source, seg, model_id, (review.score, review.advised))
 
 
 def settings_choices(settings: PredictConfig) -> dict[str, str]:

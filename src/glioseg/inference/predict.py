@@ -3,7 +3,8 @@ the crop box -> uncrop onto the file's grid -> clean (sizes in mL on that grid) 
 the input's affine and header.
 
 A cohort run writes ``<case_id>.nii.gz`` per case (and optionally ``<case_id>_probabilities.nii.gz`` and
-``<case_id>_uncertainty.nii.gz``), ``volumes.csv``, ``lesions.csv`` (per-lesion measurements), ``cases.json``
+``<case_id>_uncertainty.nii.gz``; its review in ``<case_id>_review.json``), ``volumes.csv``, ``lesions.csv``
+(per-lesion measurements), ``quality.csv`` (each case's review score and flag), ``cases.json``
 (where each case's inputs are) and ``predict.json`` (the settings). Cases already written with the same settings
 are skipped, so an interrupted run finishes only what is missing; with ``torchrun`` each process takes every N-th
 case.
@@ -28,7 +29,7 @@ import torch
 from glioseg.core.config import DEFAULT_DEVICE, PredictConfig, RunConfig
 from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path, claim_folder, remove_stale_temporaries
-from glioseg.core.labels import BRATS2021, CONVENTIONS, STRUCTURE_NAMES, LabelConvention, convention_record
+from glioseg.core.labels import BRATS2021, CONVENTIONS, REGIONS, STRUCTURE_NAMES, LabelConvention, convention_record
 from glioseg.datasets.cases import Case, nifti_like, write_label
 from glioseg.datasets.layouts import LAYOUTS, CaseFiles
 from glioseg.datasets.preprocess import preprocess_case
@@ -43,6 +44,7 @@ from glioseg.inference.postprocess import (
     uncrop_label,
     uncrop_probabilities,
 )
+from glioseg.inference.review import Review, member_doubt, read_review, review_of, write_review
 from glioseg.inference.sliding_window import ensemble_probabilities
 from glioseg.network.devices import choose_device
 from glioseg.network.runs import checkpoint_path, load_checkpoint, run_config_of
@@ -65,12 +67,14 @@ class Prediction:
         probabilities: ``float32 (C, X, Y, Z)`` mean over ensemble members, if kept.
         uncertainty: ``float32 (X, Y, Z)`` variance across TTA / ensemble members, if more than one.
         volumes_ml: tumour volume per region and class.
+        review: the review score and whether a reader should check this case (:mod:`glioseg.inference.review`).
     """
 
     label: np.ndarray
     probabilities: torch.Tensor | None = None
     uncertainty: np.ndarray | None = None
     volumes_ml: dict[str, float] = field(default_factory=dict)
+    review: Review | None = None
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self.label if dtype is None else self.label.astype(dtype)
@@ -122,11 +126,13 @@ class Model:
         prepared = preprocess_case(case, self.config.preprocess)
         clock.lap("preprocess")
         patch = self.window_size(prepared.image.shape[1:], settings.window)
-        mean, variance = ensemble_probabilities(
-            self.networks, prepared.image, patch, settings.overlap, settings.tta, self.config.train.batch, self.device
-        )
-        clock.lap("sliding window")
         head = self.config.model.head
+        doubts: list[dict[str, float]] = []
+        mean, variance = ensemble_probabilities(
+            self.networks, prepared.image, patch, settings.overlap, settings.tta, self.config.train.batch, self.device,
+            each_member=lambda own: doubts.append(member_doubt(own, head)),
+        )  # fmt: skip
+        clock.lap("sliding window")
         crop_label = label_from_probabilities(to_crop_grid(mean, prepared.box), head)  # labels inside the box only
         label = uncrop_label(crop_label, prepared.box, prepared.original_shape)
         label = clean_label(label, case.spacing, settings.postprocess)
@@ -139,6 +145,7 @@ class Model:
             uncrop_probabilities(mean, prepared.box, prepared.original_shape, head) if keep_probabilities else None,
             uncertainty,
             volumes_ml(label, case.spacing),
+            review_of(doubts, settings.review_threshold),
         )
 
     def window_size(self, shape: tuple[int, ...], window: tuple[int, int, int] | str | None) -> tuple[int, int, int]:
@@ -242,6 +249,7 @@ def predict_cohort(
     _barrier(world)
     if rank == 0:
         write_measurements(out, cases, settings)
+        write_quality(out, cases)
         write_case_index(out, cases, settings)
     return masks
 
@@ -261,6 +269,7 @@ def _predict_case(model: Model, files: CaseFiles | RawInput, out: Path, settings
     for extra in EXTRAS:  # an earlier run's, which these settings may not write again
         (out / f"{files.case_id}{extra}").unlink(missing_ok=True)
     _write_extras(out, case, prediction, settings)
+    write_review(out, files.case_id, prediction.review)
     write_label(mask, prediction.label, case, convention)  # the mask last: it marks done
     return mask
 
@@ -328,6 +337,25 @@ def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: P
     return path, write_lesions(out / "lesions.csv", lesions)
 
 
+QUALITY_FIELDS = ("case_id", "review_score", "review_advised", *(f"doubt_{region}" for region in REGIONS))
+"""The columns of ``quality.csv``: each case's review score, flag and signals (:mod:`glioseg.inference.review`)."""
+
+
+def write_quality(out: Path, cases: list[CaseFiles | RawInput]) -> Path:
+    """``quality.csv``: the review score and flag of every predicted case (as written beside its mask)."""
+    rows = _earlier_rows(out / "quality.csv", cases)
+    for files in cases:
+        review = read_review(out, files.case_id)
+        if review is not None and (out / f"{files.case_id}.nii.gz").exists():
+            rows.append({"case_id": files.case_id, **review})
+    path = out / "quality.csv"
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=QUALITY_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def _earlier_rows(table: Path, cases: list[CaseFiles | RawInput]) -> list[dict]:
     """The rows of an earlier call's ``table`` whose case is not among ``cases`` and still has its mask."""
     if not table.exists():
@@ -357,6 +385,9 @@ def write_case_index(out: Path, cases: list[CaseFiles | RawInput], settings: Pre
                          raw_source=str(raw_source.resolve()), has_label=False)  # fmt: skip
         else:
             entry.update(source=str(case_source(files).resolve()), has_label=files.label is not None)
+        review = read_review(out, files.case_id)
+        if review is not None:
+            entry.update(review_score=review["review_score"], review_advised=review["review_advised"])
         index.append(entry)
     path = out / "cases.json"
     with atomic_path(path) as temporary:

@@ -9,7 +9,7 @@ that takes about 8 s in all (benchmarks/README.md).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -106,11 +106,13 @@ def ensemble_probabilities(
     mirror: bool = False,
     batch: int = 2,
     device: str | torch.device = "cpu",
+    each_member: Callable[[torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Mean probabilities over networks (folds) x mirrors, and their variance (None for a single member).
 
     Args:
         image: ``float32 (4, x, y, z)`` preprocessed.
+        each_member: called with each network's own probabilities (its mirrors' mean), as they are made.
 
     Returns:
         ``(C, x, y, z)`` mean and ``(x, y, z)`` variance averaged over channels (an uncertainty map).
@@ -119,12 +121,18 @@ def ensemble_probabilities(
     x = x[None].to(device)
     total = squares = None
     members = 0
+    flips = MIRRORS if mirror else [()]
     for model in models:
-        for flip in MIRRORS if mirror else [()]:
+        own = None
+        for flip in flips:
             p = window_probabilities(model, x, patch, overlap, flip, batch)
             total = p if total is None else total + p
             squares = p * p if squares is None else squares + p * p
             members += 1
+            if each_member is not None:
+                own = p if own is None else own + p
+        if each_member is not None:
+            each_member(own / len(flips))
     mean = total / members
     variance = (squares / members - mean * mean).clamp_min(0).mean(0) if members > 1 else None
     return mean, variance

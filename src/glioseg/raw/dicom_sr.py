@@ -11,6 +11,9 @@ Measurement groups:
   it is longest, RANO's longest and perpendicular diameters and their bidimensional product (which has no standard
   code: it is coded in glioseg's own scheme, :data:`LOCAL_SCHEME`).
 
+- the review flag: whether a reader should check this segmentation (a qualitative evaluation, yes or no) and its
+  score (:mod:`glioseg.inference.review`).
+
 Every group names the algorithm (glioseg, its version, the model's fingerprint). A case without tumour gets a report
 of zero volumes and no SEG reference (a SEG needs a segment with pixels).
 """
@@ -29,6 +32,7 @@ LOCAL_SCHEME = "99GLIOSEG"
 REGION_NAMES = {"WT": "Whole tumour (WT: edema, core and enhancing tumour)",
                 "TC": "Tumour core (TC: necrotic/non-enhancing core and enhancing tumour)"}  # fmt: skip
 SERIES_DESCRIPTION = "glioseg tumour measurements (research use only)"
+REVIEW_GROUP = "Segmentation quality (review flag)"
 
 
 def _codes():
@@ -47,6 +51,8 @@ def _codes():
         "tumour": codes.SCT.Neoplasm,
         "lesion": codes.SCT.Lesion,
         "procedure": Code("24590-2", "LN", "MR Brain"),
+        "review score": Code("REVSCORE", LOCAL_SCHEME, "Review score (doubt about enhancing tumour)"),
+        "review advised": Code("REVIEW", LOCAL_SCHEME, "Review advised"),
     }
 
 
@@ -108,11 +114,28 @@ def measurement_groups(volumes: dict[str, float], lesions: list[dict], seg, t1gd
     return groups
 
 
+def review_group(score: float, advised: bool, model_id: str):
+    """The review flag (:mod:`glioseg.inference.review`) as a qualitative evaluation, with its score (no units)."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    algorithm = hd.sr.AlgorithmIdentification(name="glioseg", version=__version__, parameters=[f"model {model_id}"])
+    code = _codes()
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=REVIEW_GROUP),
+        finding_type=code["tumour"], algorithm_id=algorithm,
+        measurements=[_measurement(code["review score"], score, codes.UCUM.NoUnits, algorithm)],
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(code["review advised"],
+                                                             codes.SCT.Yes if advised else codes.SCT.No)],
+    )  # fmt: skip
+
+
 def write_dicom_sr(path: Path, volumes: dict[str, float], lesions: list[dict], source_files: tuple[Path, ...],
-                   seg_path: Path | None, model_id: str) -> Path:  # fmt: skip
+                   seg_path: Path | None, model_id: str, review: tuple[float, bool] | None = None) -> Path:  # fmt: skip
     """Write the measurements of one case as a DICOM SR in the study of the T1Gd series ``source_files``,
     referencing the SEG ``seg_path`` (None: no tumour, no SEG). ``volumes``: the case's ``volumes.csv`` values by
-    column; ``lesions``: its ``lesions.csv`` rows (numbers, not text)."""
+    column; ``lesions``: its ``lesions.csv`` rows (numbers, not text); ``review``: its review score and whether a
+    reader should check it (``quality.csv``), reported as a qualitative evaluation."""
     import highdicom as hd
     import pydicom
     from pydicom.dataset import Dataset
@@ -129,7 +152,8 @@ def write_dicom_sr(path: Path, volumes: dict[str, float], lesions: list[dict], s
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
         procedure_reported=_codes()["procedure"],
-        imaging_measurements=measurement_groups(volumes, lesions, seg, str(t1gd[0].SeriesInstanceUID), model_id),
+        imaging_measurements=[*measurement_groups(volumes, lesions, seg, str(t1gd[0].SeriesInstanceUID), model_id),
+                              *([review_group(*review, model_id)] if review is not None else [])],
     )  # fmt: skip
     sr = hd.sr.Comprehensive3DSR(
         evidence=[*t1gd, *([seg] if seg is not None else [])],

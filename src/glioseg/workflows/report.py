@@ -96,6 +96,7 @@ def _evaluation_sections(evaluation: Evaluation) -> str:
     rows = _read_csv(evaluation.metrics, METRICS_COLUMNS) if evaluation.metrics else []
     sections = [_metrics_section(rows)] if rows else []
     if evaluation.predictions is not None:
+        sections.append(_review_section(evaluation.predictions))
         sections.append(_overlay_section(evaluation.predictions, rows))
         volumes, lesions = evaluation.predictions / "volumes.csv", evaluation.predictions / "lesions.csv"
         if volumes.exists():
@@ -213,6 +214,25 @@ def _box_plots(rows: list[dict]):
     return figure
 
 
+REVIEW_BADGE = ' <span class="review">review advised</span>'
+"""The mark of a case whose review flag is up (:mod:`glioseg.inference.review`)."""
+
+
+def _review_section(predictions: Path) -> str:
+    """The cases a reader should check first (their review flag up), each with its badge; empty where none is."""
+    from glioseg.inference.predict import read_case_index
+
+    entries = read_case_index(predictions)
+    flagged = [entry for entry in entries if entry.get("review_advised")]
+    if not flagged:
+        return ""
+    items = "".join(f"<li>{html.escape(entry['case_id'])}{REVIEW_BADGE} score {entry['review_score']:.2f}</li>"
+                    for entry in flagged)  # fmt: skip
+    return (f"<h2>Review advised</h2><p>{len(flagged)} of {len(entries)} cases: the model is unsure of their "
+            "enhancing tumour; check enhancing tumour and tumour core before using their numbers "
+            f"(<code>quality.csv</code> has every case's score).</p><ul>{items}</ul>")  # fmt: skip
+
+
 def _overlay_section(predictions: Path, rows: list[dict]) -> str:
     from glioseg.inference.predict import read_case_index
 
@@ -234,7 +254,9 @@ def _overlay_section(predictions: Path, rows: list[dict]) -> str:
     for kind, case_id in chosen:
         figure = _case_overlay(predictions, index[case_id])
         score = f", mean Dice {np.nanmean(scores[case_id]):.3f}" if case_id in scores else ""
-        figures.append(f"<figure>{_png(figure)}<figcaption>{kind}: {html.escape(case_id)}{score}</figcaption></figure>")
+        badge = REVIEW_BADGE if index[case_id].get("review_advised") else ""
+        figures.append(f"<figure>{_png(figure)}<figcaption>{kind}: {html.escape(case_id)}{score}{badge}"
+                       "</figcaption></figure>")  # fmt: skip
     return f"<h2>{heading}</h2>{''.join(figures)}"
 
 
@@ -305,6 +327,7 @@ table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
 th {{ background: #eee; cursor: pointer; }} td:first-child {{ text-align: left; }}
 img {{ max-width: 100%; }} figure {{ margin: 1em 0; }} .meta {{ color: #666; font-size: 0.85em; }}
+.review {{ background: #fff3cd; border: 1px solid #d9a400; border-radius: 0.3em; padding: 0 0.3em; }}
 </style></head>
 <body><h1>{title}</h1><p class="meta">made {made} from {sources}</p>
 {body}

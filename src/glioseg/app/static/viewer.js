@@ -54,10 +54,19 @@ async function showJob(job) {
     ([name, ml]) => `<tr><td>${name}</td><td class="number" id="volume-${name}">${ml.toFixed(2)}</td><td>mL</td></tr>`);
   $("volumes").tBodies[0].innerHTML = rows.join("");
   showLesions(job.lesions || []);
+  showReview(job.review);
   $("download").href = base + "segmentation";
   $("download").hidden = false;
   setStatus(`${job.case_id}: segmentation shown`, "done");
   document.body.dataset.ready = job.id;
+}
+
+function showReview(review) {
+  // the review flag (glioseg.inference.review): a banner where the model doubts its enhancing tumour
+  const banner = $("review");
+  banner.hidden = !(review && review.review_advised);
+  banner.textContent = banner.hidden ? "" : `Review advised (score ${review.review_score.toFixed(2)}): the model ` +
+    "is unsure of the enhancing tumour. Check enhancing tumour and tumour core before using these numbers.";
 }
 
 function goTo(mm) {

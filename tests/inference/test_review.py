@@ -1,0 +1,66 @@
+"""The review flag: each member's doubt about a region, averaged over the ensemble, the score against its threshold;
+written by predict (quality.csv, cases.json, one printed line per flagged case), shown by the report."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from conftest import PHANTOM_RUN_SHAPE, glioseg_in_process
+from glioseg.core.config import PredictConfig
+from glioseg.datasets.cases import find_cases, read_case
+from glioseg.inference.predict import load_model
+from glioseg.inference.review import member_doubt, review_of
+
+
+def test_doubt_is_the_voxels_in_doubt_per_voxel_predicted_for_both_heads():
+    enhancing = torch.zeros(4, 4, 4)
+    enhancing.view(-1)[:10] = 0.9  # predicted enhancing
+    enhancing.view(-1)[10:30] = 0.5  # in doubt
+    classes = torch.stack([1 - enhancing, torch.zeros_like(enhancing), torch.zeros_like(enhancing), enhancing])
+    assert member_doubt(classes, "classes")["ET"] == pytest.approx(2.0)
+    regions = torch.stack([enhancing, enhancing, enhancing])  # WT, TC, ET channels
+    assert member_doubt(regions, "regions") == pytest.approx({"WT": 2.0, "TC": 2.0, "ET": 2.0})
+    nothing = torch.zeros(3, 4, 4, 4)
+    nothing[2].view(-1)[:5] = 0.3  # doubt about a region predicted nowhere still counts
+    assert member_doubt(nothing, "regions")["ET"] == 5.0
+
+
+def test_the_score_is_the_members_mean_doubt_about_enhancing_tumour_against_the_threshold():
+    review = review_of([{"WT": 0.1, "TC": 0.2, "ET": 0.8}, {"WT": 0.3, "TC": 0.4, "ET": 1.6}], threshold=1.0)
+    assert review.score == pytest.approx(1.2) and review.advised
+    assert review.doubt == pytest.approx({"WT": 0.2, "TC": 0.3, "ET": 1.2})
+    assert not review_of([{"WT": 0, "TC": 0, "ET": 1.0}], threshold=1.0).advised  # above, not at, the threshold
+
+
+def test_an_ensembles_review_averages_what_each_member_says_alone(tiny_runs, cohort_factory):
+    case = read_case(find_cases(cohort_factory("brats2021", cases=1, shape=PHANTOM_RUN_SHAPE))[0])
+    models = [load_model(tiny_runs(fold), "cpu") for fold in (0, 1)]
+    both = load_model([tiny_runs(0), tiny_runs(1)], "cpu")
+    for settings in (PredictConfig(), PredictConfig(tta=True)):  # with mirrors: each member's mean over its mirrors
+        alone = [model.predict(case, settings).review.doubt for model in models]
+        together = both.predict(case, settings).review.doubt
+        assert together == pytest.approx({region: (alone[0][region] + alone[1][region]) / 2 for region in together})
+        assert any(value > 0 for value in together.values())  # doubts there are, so the mean is not 0 = 0
+
+
+def test_predict_writes_and_prints_the_flag_and_the_report_shows_it(tiny_runs, cohort_factory, tmp_path):
+    data = cohort_factory("brats2021", cases=2, shape=PHANTOM_RUN_SHAPE)
+    out = tmp_path / "pred"
+    result = glioseg_in_process("predict", tiny_runs(0), data, "--out", out, "--review-threshold", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / "quality.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    flagged = [row["case_id"] for row in rows if row["review_advised"] == "True"]
+    assert len(rows) == 2 and flagged, rows  # a barely trained network doubts: every score is above 0
+    printed = " ".join((result.stdout + result.stderr).split())
+    assert all(f"review advised: {case_id}" in printed for case_id in flagged)
+    entries = json.loads((out / "cases.json").read_text())
+    assert {e["case_id"]: e["review_advised"] for e in entries} == {r["case_id"]: r["review_advised"] == "True"
+                                                                    for r in rows}  # fmt: skip
+    assert json.loads((out / "predict.json").read_text())["review_threshold"] == 0
+    report = tmp_path / "report.html"
+    assert glioseg_in_process("report", out, "--out", report).returncode == 0
+    page = report.read_text()
+    assert "Review advised" in page and page.count('class="review"') >= len(flagged)
