@@ -157,7 +157,9 @@ def _write_dicom_results(out: Path, case_id: str, label: np.ndarray, grid: Grid,
     if seg is None:
         print(f"{case_id}: no tumour found, so no DICOM SEG (a SEG holds a segment); the SR says so", file=sys.stderr)
     volumes, lesions = measure_case(label, grid.affine, grid.header.get_zooms())
-    write_dicom_sr(out / f"{case_id}_sr.dcm", volumes, lesions, source, seg, model_id, (review.score, review.advised))
+    written = review.row()  # the numbers quality.csv holds
+    write_dicom_sr(out / f"{case_id}_sr.dcm", volumes, lesions, source, seg, model_id,
+                   (float(written["review_score"]), review.advised))  # fmt: skip
 
 
 def settings_choices(settings: PredictConfig) -> dict[str, str]:
