@@ -17,6 +17,7 @@ from glioseg.core.config import (
     CACHE_DIR,
     DEFAULT_DEVICE,
     DEVICES,
+    ENGINES,
     LABEL_CONVENTIONS,
     CohortConfig,
     EvaluateConfig,
@@ -282,8 +283,12 @@ def predict(
     device: Device = DEFAULT_DEVICE,
     overwrite: Annotated[bool, typer.Option(help="Replace predictions made with other settings.")] = False,
     engine: Annotated[
-        typing.Literal["torch", "onnx"], typer.Option(help="onnx: ONNX Runtime, with what glioseg export --onnx wrote.")
-    ] = "torch",
+        typing.Literal[ENGINES],
+        typer.Option(
+            help="openvino: OpenVINO on the CPU (pip install openvino; converted once, cached); onnx: ONNX "
+            "Runtime, with what glioseg export --onnx wrote."
+        ),
+    ] = "torch",  # fmt: skip
     store_to: Annotated[
         str | None,
         typer.Option(

@@ -24,6 +24,8 @@ OPTIMIZERS = ("adamw", "sgd")
 DEVICES = "auto | cpu | cuda | cuda:N"
 """What ``--device`` accepts (devices.choose_device)."""
 DEFAULT_DEVICE = "auto"
+ENGINES = ("torch", "openvino", "onnx")
+"""What runs the networks in prediction (``--engine``): torch, or a CPU inference runtime."""
 """A GPU if one is visible, else the CPU."""
 BRAIN_EXTRACTION = ("auto", "deepbet", "none")
 BRATS_SHAPE = (240, 240, 155)

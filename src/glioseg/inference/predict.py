@@ -172,8 +172,9 @@ def load_model(
     (:data:`SHIPPED_MODELS`, see MODEL_CARD.md).
 
     Args:
-        engine: ``torch``, or ``onnx`` (ONNX Runtime on the CPU, with the ``.onnx`` file that
-            ``glioseg export --onnx`` wrote beside each checkpoint).
+        engine: ``torch``; ``openvino`` (OpenVINO on the CPU, the network converted once and cached,
+            :mod:`glioseg.network.openvino_engine`); or ``onnx`` (ONNX Runtime on the CPU, with the ``.onnx`` file
+            that ``glioseg export --onnx`` wrote beside each checkpoint).
 
     Raises:
         InputError: missing or corrupt checkpoints, or runs whose settings differ.
@@ -203,8 +204,19 @@ def load_model(
                              "ensemble only folds trained with the same settings")  # fmt: skip
         config = config or run_config
         network = build_network(run_config.model, state["model"], path)
-        networks.append(network.to(torch_device).eval() if engine == "torch" else _onnx_network(path, run_config))
+        networks.append(_engine_network(engine, network, path, run_config, torch_device))
     return Model(networks, config, torch_device, paths)  # type: ignore[arg-type]
+
+
+def _engine_network(engine: str, network, checkpoint: Path, config: RunConfig, device: torch.device) -> Network:
+    """The network as the chosen engine runs it (:data:`config.ENGINES`)."""
+    if engine == "openvino":
+        from glioseg.network.openvino_engine import OpenVinoNetwork
+
+        return OpenVinoNetwork(network, checkpoint)
+    if engine == "onnx":
+        return _onnx_network(checkpoint, config)
+    return network.to(device).eval()
 
 
 def _onnx_network(checkpoint: Path, config: RunConfig):

@@ -19,7 +19,8 @@ def divisor(config: ModelConfig) -> int:
 
 
 class Network(Protocol):
-    """What prediction runs: a :class:`UNet3D`, or an exported one that ONNX Runtime runs (``onnx_engine``)."""
+    """What prediction runs: a :class:`UNet3D`, or the same network run by OpenVINO (``openvino_engine``) or ONNX
+    Runtime (``onnx_engine``)."""
 
     config: ModelConfig
 
