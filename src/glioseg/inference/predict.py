@@ -368,23 +368,25 @@ def write_quality(out: Path, cases: list[CaseFiles | RawInput]) -> Path:
     return path
 
 
+def _still_listed(rows: list[dict], out: Path, cases: list[CaseFiles | RawInput]) -> list[dict]:
+    """The rows an earlier call wrote into ``out`` whose case is not among ``cases`` and still has its mask."""
+    current = {files.case_id for files in cases}
+    return [row for row in rows if row["case_id"] not in current and (out / f"{row['case_id']}.nii.gz").exists()]
+
+
 def _earlier_rows(table: Path, cases: list[CaseFiles | RawInput]) -> list[dict]:
-    """The rows of an earlier call's ``table`` whose case is not among ``cases`` and still has its mask."""
+    """:func:`_still_listed` of an earlier call's CSV ``table``."""
     if not table.exists():
         return []
-    current = {files.case_id for files in cases}
     with open(table, newline="") as stream:
-        return [row for row in csv.DictReader(stream)
-                if row["case_id"] not in current and (table.parent / f"{row['case_id']}.nii.gz").exists()]  # fmt: skip
+        return _still_listed(list(csv.DictReader(stream)), table.parent, cases)
 
 
 def write_case_index(out: Path, cases: list[CaseFiles | RawInput], settings: PredictConfig) -> Path:
     """``cases.json``: where each predicted case's images (and expert label, if any) are, for reports and the viewer.
     A raw case is shown prepared (its mask on the prepared grid); ``native_mask`` and ``raw_source`` say where the
     native mask and the input are. Entries of cases an earlier call predicted into ``out`` are kept."""
-    current = {files.case_id for files in cases}
-    index = [entry for entry in read_case_index(out)
-             if entry["case_id"] not in current and (out / f"{entry['case_id']}.nii.gz").exists()]  # fmt: skip
+    index = _still_listed(read_case_index(out), out, cases)
     for files in cases:
         if not (out / f"{files.case_id}.nii.gz").exists():
             continue

@@ -56,6 +56,13 @@ def _codes():
     }
 
 
+def _algorithm(model_id: str):
+    """glioseg, its version and the model's fingerprint, as every measurement group names them."""
+    import highdicom as hd
+
+    return hd.sr.AlgorithmIdentification(name="glioseg", version=__version__, parameters=[f"model {model_id}"])
+
+
 def _measurement(name, value: float, unit, algorithm):
     import highdicom as hd
 
@@ -89,7 +96,7 @@ def measurement_groups(volumes: dict[str, float], lesions: list[dict], seg, t1gd
     from pydicom.sr.coding import Code
 
     code = _codes()
-    algorithm = hd.sr.AlgorithmIdentification(name="glioseg", version=__version__, parameters=[f"model {model_id}"])
+    algorithm = _algorithm(model_id)
     numbers = _segment_numbers(seg) if seg is not None else {}
     groups = []
     for value, name in CLASS_NAMES.items():
@@ -119,7 +126,7 @@ def review_group(score: float, advised: bool, model_id: str):
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    algorithm = hd.sr.AlgorithmIdentification(name="glioseg", version=__version__, parameters=[f"model {model_id}"])
+    algorithm = _algorithm(model_id)
     code = _codes()
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=REVIEW_GROUP),
