@@ -240,6 +240,36 @@ def train(
         )
 
 
+@app.command()
+@reports_input_errors
+@config_options(preprocess=PreprocessConfig)
+def pack(
+    data: Annotated[Path, typer.Argument(help="Labelled dataset folder (any layout).")],
+    out: Annotated[Path, typer.Option("--out", help="The pack folder to write.")],
+    preprocess: PreprocessConfig,
+    extra_data: Annotated[
+        Path | None, typer.Option(help="Labelled cases added to every fold's training set (phantoms, say).")
+    ] = None,
+    label_convention: Annotated[
+        typing.Literal[LABEL_CONVENTIONS] | None,
+        typer.Option(help="Read the labels in this convention (default: what the layout implies)."),
+    ] = None,
+    cache: Annotated[Path, typer.Option(help="Preprocessed-data cache.")] = CACHE_DIR,
+) -> None:
+    """Pack a labelled dataset as training reads it (cropped, resampled, z-scored, compressed) into one small
+    folder, to train where the NIfTI files are not: glioseg train PACK ... (same case ids, same splits).
+
+    Example: glioseg pack DATA --spacing 2 2 2 --extra-data phantoms --out brats-2mm.pack
+    """
+    from glioseg.datasets.cases import labelled_cases
+    from glioseg.datasets.packs import write_pack
+
+    cases = labelled_cases(data, label_convention=label_convention)
+    extra = labelled_cases(extra_data, minimum=1) if extra_data else []
+    folder, size = write_pack(cases, extra, data, extra_data, out, preprocess, cache)
+    console.print(f"{len(cases)} cases and {len(extra)} extra in {folder}: {size / 2**20:.1f} MiB")
+
+
 def _split_runs(paths: list[str]) -> tuple[list[Path], list[str]]:
     """Run folders (holding config.json) or checkpoint files (.pt) come first; the rest are inputs (paths or DICOMweb
     study URLs)."""

@@ -271,6 +271,15 @@ def find_cases(folder: str | Path, label_convention: str | None = None) -> list[
     return cases
 
 
+def labelled_cases(data: Path, minimum: int = 2, label_convention: str | None = None) -> list[CaseFiles]:
+    """The cases of ``data`` that have a label (what training and packing take), at least ``minimum`` of them."""
+    cases = [c for c in find_cases(data, label_convention) if c.label is not None]
+    if len(cases) < minimum:
+        raise InputError(data, f"{len(cases)} labelled cases found; training needs at least {minimum}",
+                         "add labelled cases")  # fmt: skip
+    return cases
+
+
 def label_numbering_problem(cases: list[CaseFiles], folder: Path) -> InputError | None:
     """BraTS 2023-named label files numbered the BraTS 2018-2021 way (4 enhancing), judged over the dataset: value 4
     in most cases and 3 in none. One case cannot tell: a BraTS 2024 post-treatment case rightly holds a resection

@@ -157,9 +157,24 @@ def _is_current(folder: Path, fingerprint: list[list]) -> bool:
         return False
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as temporary, open(temporary, "wb") as stream:
         np.save(stream, array)
+
+
+def save_locations(path: Path, label: np.ndarray) -> None:
+    """Up to :data:`MAX_LOCATIONS` voxel coordinates of each tumour class in ``label`` (a fixed random choice), for
+    the sampler's foreground oversampling."""
+    rng = np.random.default_rng(0)
+    locations = {}
+    for value in TUMOUR_CLASSES:
+        where = np.argwhere(label == value).astype(np.int16)
+        if len(where) > MAX_LOCATIONS:
+            where = where[np.sort(rng.choice(len(where), MAX_LOCATIONS, replace=False))]
+        if len(where):
+            locations[str(value)] = where
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **locations)
 
 
 def cache_case(files: CaseFiles, folder: Path, config: PreprocessConfig) -> CachedCase:
@@ -172,19 +187,10 @@ def cache_case(files: CaseFiles, folder: Path, config: PreprocessConfig) -> Cach
         shape = result.image.shape[1:]
         label = result.label if result.label is not None else np.zeros(shape, np.uint8)
         fractions = result.fractions if result.fractions is not None else np.zeros((3, *shape), np.float32)
-        _save_npy(folder / "image.npy", result.image)
-        _save_npy(folder / "targets.npy", np.round(fractions * 255).astype(np.uint8))
-        _save_npy(folder / "label.npy", label)
-        rng = np.random.default_rng(0)
-        locations = {}
-        for value in TUMOUR_CLASSES:
-            where = np.argwhere(label == value).astype(np.int16)
-            if len(where) > MAX_LOCATIONS:
-                where = where[np.sort(rng.choice(len(where), MAX_LOCATIONS, replace=False))]
-            if len(where):
-                locations[str(value)] = where
-        with atomic_path(folder / "locations.npz") as temporary, open(temporary, "wb") as stream:
-            np.savez(stream, **locations)
+        save_npy(folder / "image.npy", result.image)
+        save_npy(folder / "targets.npy", np.round(fractions * 255).astype(np.uint8))
+        save_npy(folder / "label.npy", label)
+        save_locations(folder / "locations.npz", label)
         meta = {
             "case_id": files.case_id,
             "source": fingerprint,

@@ -23,7 +23,8 @@ from glioseg.core.config import CACHE_DIR, DEFAULT_DEVICE, PostprocessConfig, Ru
 from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path, make_folder, remove_stale_temporaries
 from glioseg.core.labels import CLASS_NAMES, REGIONS
-from glioseg.datasets.cases import find_cases
+from glioseg.datasets.cases import labelled_cases
+from glioseg.datasets.packs import is_pack, open_pack, pack_settings, read_pack_record
 from glioseg.datasets.preprocess import CachedCase, cache_dataset
 from glioseg.datasets.splits import kfold_splits, patient_of, read_splits, write_splits
 from glioseg.evaluation.figures import save_learning_curves
@@ -193,14 +194,6 @@ def check_run_config(config: RunConfig) -> None:
                          f"give 0 to {settings.folds - 1}, or all")  # fmt: skip
 
 
-def _labelled_cases(data: Path, minimum: int = 2, label_convention: str | None = None) -> list:
-    cases = [c for c in find_cases(data, label_convention) if c.label is not None]
-    if len(cases) < minimum:
-        raise InputError(data, f"{len(cases)} labelled cases found; training needs at least {minimum}",
-                         "add labelled cases")  # fmt: skip
-    return cases
-
-
 def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool) -> None:
     """Write (or, on resume, check) config.json and splits.json."""
     config_path, splits_path = out / "config.json", out / "splits.json"
@@ -224,33 +217,56 @@ def _prepare_run(out: Path, config: RunConfig, case_ids: list[str], resume: bool
 def fold_cases(data: Path, out: Path, config: RunConfig, place: Distributed, cache_root: Path, resume: bool,
                progress: bool) -> tuple[list[CachedCase], list[CachedCase]]:  # fmt: skip
     """This fold's training and validation cases, cached. Every case is read (and cached) before the run folder is
-    written, so bad data leaves nothing; other ranks then open the main process's caches."""
-    files = _labelled_cases(data, label_convention=config.train.label_convention)
-    patients = {patient_of(f.case_id, config.train.group_regex) for f in files}
+    written, so bad data leaves nothing; other ranks then open the main process's caches. ``data`` is a dataset
+    folder or a training pack (``glioseg pack``)."""
+    if is_pack(data):
+        _check_pack(data, config)
+        case_ids = [entry["case_id"] for entry in read_pack_record(data)["cases"] if entry["role"] == "dataset"]
+
+        def cached(workers: int, show: bool) -> tuple[list[CachedCase], list[CachedCase]]:
+            roles = open_pack(data, cache_root)
+            return roles["dataset"], roles["extra"]
+    else:
+        files = labelled_cases(data, label_convention=config.train.label_convention)
+        case_ids = [f.case_id for f in files]
+        extra = Path(config.train.extra_data) if config.train.extra_data else None
+        extra_files = labelled_cases(extra, minimum=1) if extra else []
+
+        def cached(workers: int, show: bool) -> tuple[list[CachedCase], list[CachedCase]]:
+            main = cache_dataset(files, data, cache_root, config.preprocess, workers, show)
+            added = cache_dataset(extra_files, extra, cache_root, config.preprocess, workers, show) if extra else []
+            return main, added
+
+    patients = {patient_of(case_id, config.train.group_regex) for case_id in case_ids}
     if config.train.fold is not None and len(patients) < config.train.folds:
-        raise InputError(data, f"{len(files)} labelled cases of {len(patients)} patients, fewer than the "
+        raise InputError(data, f"{len(case_ids)} labelled cases of {len(patients)} patients, fewer than the "
                          f"{config.train.folds} folds asked for",
                          f"use --folds {max(len(patients), 2)} or fewer, or --fold all")  # fmt: skip
-    extra = Path(config.train.extra_data) if config.train.extra_data else None
-    extra_files = _labelled_cases(extra, minimum=1) if extra else []
-
-    def cached(workers: int, show: bool) -> tuple[list[CachedCase], list[CachedCase]]:
-        main = cache_dataset(files, data, cache_root, config.preprocess, workers, show)
-        return main, cache_dataset(extra_files, extra, cache_root, config.preprocess, workers, show) if extra else []
-
     if place.main:
         dataset_cases, extra_cases = cached(min(max(config.train.workers, 1), 2), progress)
-        _prepare_run(out, config, [f.case_id for f in files], resume)
+        _prepare_run(out, config, case_ids, resume)
     if place.world > 1:
         dist.barrier()
     if not place.main:
         dataset_cases, extra_cases = cached(1, False)
-    all_ids = sorted(f.case_id for f in files)
+    all_ids = sorted(case_ids)
     fold = {"train": all_ids, "val": []} if config.train.fold is None else read_splits(out / "splits.json")[
         config.train.fold]  # fmt: skip
     by_id = {c.case_id: c for c in dataset_cases}
     # extra data lies outside the splits: it adds training data to every fold and is never validated on
     return [by_id[i] for i in fold["train"] if i in by_id] + extra_cases, [by_id[i] for i in fold["val"] if i in by_id]
+
+
+def _check_pack(pack: Path, config: RunConfig) -> None:
+    """A pack trains only with the preprocessing it was made with, and holds its own extra data."""
+    made_with = pack_settings(pack)
+    if made_with != config.preprocess:
+        raise InputError(pack, f"packed with spacing {made_with.spacing_mm} and crop margin {made_with.crop_margin}, "
+                         f"this run asks for {config.preprocess.spacing_mm} and {config.preprocess.crop_margin}",
+                         "train with the pack's --spacing, or pack the dataset again with this run's")  # fmt: skip
+    if config.train.extra_data:
+        raise InputError("--extra-data", "a pack holds its extra cases itself",
+                         "give --extra-data to glioseg pack, not to train")  # fmt: skip
 
 
 @dataclass
