@@ -198,6 +198,13 @@ def test_exported_weights_predict_like_their_run(runs, cohort_factory, tmp_path)
     case = glioseg.load_case(find_cases(cohort_factory("msd", cases=1, shape=SHAPE))[0])
     np.testing.assert_array_equal(load_model(exported, "cpu").predict(case).label,
                                   load_model(runs[0], "cpu").predict(case).label)  # fmt: skip
+    half = tmp_path / "half.pt"
+    assert glioseg_cli("export", runs[0], "--out", half, "--half").returncode == 0
+    assert half.stat().st_size < exported.stat().st_size * 0.6
+    full = load_model(exported, "cpu").predict(case, keep_probabilities=True)
+    rounded = load_model(half, "cpu").predict(case, keep_probabilities=True)
+    assert float((full.probabilities - rounded.probabilities).abs().max()) < 0.01
+    assert (full.label == rounded.label).mean() > 0.999
 
 
 def test_without_a_run_the_shipped_model_is_used_or_its_absence_explained(monkeypatch, tmp_path):

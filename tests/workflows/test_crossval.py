@@ -28,6 +28,12 @@ def test_missing_or_repeated_folds_are_refused(tiny_runs, cohort_factory, tmp_pa
     data = cohort_factory("msd", cases=6, shape=PHANTOM_RUN_SHAPE)
     missing = glioseg_cli("crossval", tiny_runs(0), tiny_runs(1), "--data", data, "--out", tmp_path / "a")
     assert missing.returncode == 2 and "no run holds out" in missing.stderr
+    partial = glioseg_cli("crossval", tiny_runs(1), "--data", data, "--out", tmp_path / "a", "--partial")
+    assert partial.returncode == 0, partial.stderr
+    with open(tmp_path / "a" / "metrics.csv") as stream:
+        scored = {row["case_id"] for row in csv.DictReader(stream)}
+    assert scored == set(read_splits(tiny_runs(1) / "splits.json")[1]["val"])
+    assert {p.name for p in (tmp_path / "a" / "predictions").glob("*.nii.gz")} == {f"{c}.nii.gz" for c in scored}
     twice = glioseg_cli("crossval", tiny_runs(0), tiny_runs(0), "--data", data, "--out", tmp_path / "b")
     assert twice.returncode == 2 and "held out by" in twice.stderr
 

@@ -567,6 +567,7 @@ def export(
     run: Annotated[Path, typer.Argument(help="A run folder.")],
     out: Annotated[Path, typer.Option("--out", help="The weights file (.pt) to write.")],
     onnx: Annotated[bool, typer.Option(help="Also write the network as ONNX beside it (<out>.onnx).")] = False,
+    half: Annotated[bool, typer.Option(help="Store the weights as float16 (half the size).")] = False,
 ) -> None:
     """Write a run's best weights and settings, without training state (a third of the size), for sharing.
 
@@ -576,7 +577,7 @@ def export(
 
     if out.suffix != ".pt":
         raise typer.BadParameter("name the weights file *.pt", param_hint="--out")
-    for path in export_weights(run, out, onnx):
+    for path in export_weights(run, out, onnx, half):
         console.print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
 
 
@@ -590,6 +591,9 @@ def crossval(
     settings: PredictConfig,
     postprocess: PostprocessConfig,
     overwrite: Annotated[bool, typer.Option(help="Redo a folder cross-validated with other runs or settings.")] = False,
+    partial: Annotated[
+        bool, typer.Option(help="The runs of some folds only: score the cases they hold out, not all of DATA.")
+    ] = False,
 ) -> None:
     """Cross-validate: each case predicted by the fold run that held it out, then all evaluated together.
 
@@ -598,7 +602,7 @@ def crossval(
     from glioseg.workflows.crossval import cross_validate
 
     settings = dataclasses.replace(settings, postprocess=postprocess)
-    csv_path, json_path = cross_validate(runs, data, out, settings, overwrite)
+    csv_path, json_path = cross_validate(runs, data, out, settings, overwrite, partial=partial)
     _print_summary(json_path)
     console.print(f"per case: {csv_path}; summary: {json_path}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,12 +126,14 @@ def evaluate(
     pred_labels: str | None = None,
     settings: EvaluateConfig = EvaluateConfig(),
     workers: int = 2,
+    case_ids: Collection[str] | None = None,
 ) -> Results:
-    """Evaluate every labelled case of ``gt_dir`` against ``pred_dir/<case_id>.nii.gz``; ``pred_labels`` is the
-    predictions' convention (default: what their ``predict.json`` says, else each ground truth's own). With
-    ``settings.rules`` a BraTS year, its lesion-wise scores and its own whole-image metrics (lesions module)."""
+    """Evaluate every labelled case of ``gt_dir`` (or those of ``case_ids``) against ``pred_dir/<case_id>.nii.gz``;
+    ``pred_labels`` is the predictions' convention (default: what their ``predict.json`` says, else each ground
+    truth's own). With ``settings.rules`` a BraTS year, its lesion-wise scores and its own whole-image metrics."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    truths = [c for c in find_cases(gt_dir, settings.label_convention) if c.label is not None]
+    truths = [c for c in find_cases(gt_dir, settings.label_convention)
+              if c.label is not None and (case_ids is None or c.case_id in case_ids)]  # fmt: skip
     if not truths:
         raise InputError(gt_dir, "no labelled cases", "give the folder of ground-truth cases")
     convention = prediction_convention(pred_dir, pred_labels)

@@ -123,15 +123,18 @@ def checkpoint_path(run: Path) -> Path:
     return run
 
 
-def export_weights(run: Path, out: Path, onnx: bool = False) -> list[Path]:
+def export_weights(run: Path, out: Path, onnx: bool = False, half: bool = False) -> list[Path]:
     """A run's best (else last) checkpoint, or a checkpoint file, without optimiser and RNG state (what prediction
-    needs, a third the size), and with ``onnx`` the network as ONNX beside it (``out`` with suffix ``.onnx``)."""
+    needs, a third the size), and with ``onnx`` the network as ONNX beside it (``out`` with suffix ``.onnx``).
+    ``half`` stores the weights as float16 (half the size again; they are loaded into float32 networks, so only the
+    weights' rounding differs: measure the Dice it moves before shipping such a file)."""
     source = checkpoint_path(run)
     state = load_checkpoint(source)
     config = run_config_of(state, source)
     network = build_network(config.model, state["model"], source)  # the weights fit: checked before writing
     slim = {key: state[key] for key in CHECKPOINT_KEYS}
-    slim["model"] = {name: tensor.contiguous() for name, tensor in state["model"].items()}
+    slim["model"] = {name: (tensor.half() if half and tensor.is_floating_point() else tensor).contiguous()
+                     for name, tensor in state["model"].items()}  # fmt: skip
     save_checkpoint(out, slim)
     if not onnx:
         return [out]

@@ -49,22 +49,26 @@ def cross_validate(
     settings: PredictConfig = PredictConfig(),
     overwrite: bool = False,
     progress: bool = True,
+    partial: bool = False,
 ) -> tuple[Path, Path]:
     """Predict each held-out case with its fold's run, evaluate them all; returns the metrics CSV and JSON.
 
     ``OUT/crossval.json`` records the runs and settings: a folder made with others is refused (``overwrite``: its
-    predictions are redone)."""
+    predictions are redone). ``partial``: the runs of some folds only (the folds finished so far); only their
+    held-out cases are predicted and scored."""
     from rich.progress import track
 
     runs, data, out = [Path(r) for r in runs], Path(data), Path(out)
     owner = held_out_cases(runs)
     cases = [c for c in find_cases(data) if c.label is not None]
     missing = sorted(c.case_id for c in cases if c.case_id not in owner)
-    if missing:
+    if partial:
+        cases = [c for c in cases if c.case_id in owner]
+    elif missing:
         raise InputError(data, f"no run holds out {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}",
                          "give the runs of every fold, trained on this dataset")  # fmt: skip
     runs_used = [{"run": str(run.resolve()), "mtime_ns": (run / LAST_CHECKPOINT).stat().st_mtime_ns} for run in runs]
-    record = {"runs": runs_used, "data": str(data.resolve()), "settings": asdict(settings)}
+    record = {"runs": runs_used, "data": str(data.resolve()), "settings": asdict(settings), "partial": partial}
     claim_folder(out / "crossval.json", record, overwrite, "cross-validation predictions")
     predictions = out / "predictions"
     make_folder(predictions)
@@ -86,4 +90,4 @@ def cross_validate(
     write_case_index(predictions, cases, settings)
     with atomic_path(out / "folds.json") as temporary:
         temporary.write_text(json.dumps({c: str(r) for c, r in sorted(owner.items())}, indent=1))
-    return write_results(evaluate(predictions, data), out / "metrics.csv")
+    return write_results(evaluate(predictions, data, case_ids={c.case_id for c in cases}), out / "metrics.csv")
