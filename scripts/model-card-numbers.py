@@ -13,13 +13,10 @@ import math
 
 import numpy as np
 
+from glioseg.evaluation.evaluate import bootstrap_interval
+
 REGIONS = ("WT", "TC", "ET")
 COLUMNS = ("dice", "lesionwise_dice", "hd95", "lesionwise_hd95")
-
-
-def bootstrap(values: np.ndarray, rng: np.random.Generator, draws: int = 10_000) -> tuple[float, float]:
-    means = rng.choice(values, size=(draws, len(values)), replace=True).mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def main() -> None:
@@ -43,7 +40,7 @@ def main() -> None:
             values = values[~np.isnan(values)]
             if not len(values):
                 continue
-            low, high = bootstrap(values, rng)
+            low, high = bootstrap_interval(values, rng)
             print(f"| {region} | {column} | {values.mean():.3f} | {low:.3f}-{high:.3f} | {np.median(values):.3f} |")
     print()
     header = [f"{r} Dice" for r in REGIONS] + [f"{r} lesion-wise" for r in REGIONS] + ["WT mL true / predicted"]

@@ -178,6 +178,13 @@ def summarise(rows: list[dict], structures: tuple[str, ...], columns: tuple[str,
     return summary
 
 
+def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, draws: int = 10_000) -> tuple[float, float]:
+    """95 % interval of the mean of ``values`` (cases resampled with replacement ``draws`` times): how far a mean
+    over this few cases can be trusted."""
+    means = rng.choice(values, size=(draws, len(values)), replace=True).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def write_results(results: Results, out: Path) -> tuple[Path, Path]:
     """``out`` (CSV, one row per case and structure), ``out`` with ``.json`` (the summary) and, under a year's
     lesion-wise rules, ``<out stem>_lesions.csv`` (one row per lesion and false positive), atomically."""
