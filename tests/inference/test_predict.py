@@ -272,3 +272,21 @@ def test_cases_predicted_one_call_at_a_time_into_one_folder_are_all_listed(runs,
     assert [entry["case_id"] for entry in json.loads((out / "cases.json").read_text())] == expected
     lesion_cases = {row.split(",")[0] for row in (out / "lesions.csv").read_text().splitlines()[1:]}
     assert lesion_cases <= set(expected) and cases[0].case_id in lesion_cases
+
+
+def test_without_segments_as_if_the_sequences_were_missing(runs, cohort_factory, tmp_path):
+    case = glioseg.load_case(find_cases(cohort_factory("msd", cases=1, shape=SHAPE))[0])
+    model = load_model(runs[0], "cpu")
+    blanked = glioseg.load_case(case.files)
+    blanked.image[[1, 0]] = 0  # T1 and FLAIR
+    without = model.predict(case, without=("FLAIR", "T1"), keep_probabilities=True)
+    np.testing.assert_array_equal(without.label, model.predict(blanked).label)
+    assert float((without.probabilities - model.predict(case, keep_probabilities=True).probabilities).abs().max()) > 0
+    assert case.image[0].any() and case.image[1].any()  # the caller's case is left whole
+    out = tmp_path / "pred"
+    result = glioseg_cli("predict", runs[0], *case.files.images, "--out", out, "--without", "t1,flair")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "predict.json").read_text())["without"] == ["FLAIR", "T1"]
+    refused = glioseg_cli("predict", runs[0], *case.files.images, "--out", tmp_path / "p2", "--without", "DWI")
+    assert refused.returncode == 2 and "DWI: not a sequence" in " ".join(refused.stderr.split())
+    assert not (tmp_path / "p2").exists()

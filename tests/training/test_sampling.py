@@ -129,3 +129,23 @@ def test_augmentation_moves_image_and_targets_together():
     same = np.random.default_rng(3)
     spatial = random_flips(random_rotate_scale(torch.cat([image, targets], 1), same), same)
     assert torch.equal(out_targets, spatial[:, 4:])  # the same rotation and flips as the image got
+
+
+def test_modality_dropout_zeroes_one_or_two_sequences_of_the_share_asked(cached):
+    plain = PatchBatches(cached, (16, 16, 16), batch=4, seed=3)
+    dropping = PatchBatches(cached, (16, 16, 16), batch=4, seed=3, modality_dropout=0.5)
+    lost_counts = []
+    for step in range(100):
+        kept, dropped = plain[step]["image"], dropping[step]["image"]
+        for patch in range(4):
+            lost = [c for c in range(4) if not dropped[patch, c].any() and kept[patch, c].any()]
+            others = [c for c in range(4) if c not in lost]
+            np.testing.assert_array_equal(dropped[patch, others], kept[patch, others])  # the rest untouched
+            lost_counts.append(len(lost))
+        np.testing.assert_array_equal(dropping[step]["targets"], plain[step]["targets"])
+    counts = np.bincount(lost_counts, minlength=3)
+    assert max(lost_counts) <= 2
+    assert abs(counts[0] / 400 - 0.5) < 0.08  # half the patches keep every sequence
+    assert 2 < counts[1] / max(counts[2], 1) < 5  # one sequence three times as often as two
+    np.testing.assert_array_equal(PatchBatches(cached, (16, 16, 16), batch=4, seed=3, modality_dropout=0.0)[5]["image"],
+                                  plain[5]["image"])  # no dropout: the batches recipes always saw  # fmt: skip

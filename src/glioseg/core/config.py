@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+MODALITIES = ("FLAIR", "T1", "T1Gd", "T2")
+"""The four sequences, in the channel order of every image array."""
 LABEL_CONVENTIONS = ("msd", "brats2021", "brats2023")
 """The named label conventions (labels.CONVENTIONS defines them; a test keeps the two lists equal)."""
 HEADS = ("regions", "classes")
@@ -67,6 +69,21 @@ def parse_series(text: str | tuple | None) -> tuple[str, ...]:
     if not text:
         return ()
     return text if isinstance(text, tuple) else tuple(pair.strip() for pair in text.split(",") if pair.strip())
+
+
+def parse_sequences(text: str | tuple | None) -> tuple[str, ...]:
+    """``--without``: sequence names, comma-separated, in any case (``t1,flair``), as :data:`MODALITIES` spells them."""
+    if not text:
+        return ()
+    names = text if isinstance(text, tuple) else tuple(name.strip() for name in text.split(",") if name.strip())
+    spelled = {name.lower(): name for name in MODALITIES}
+    unknown = [name for name in names if name.lower() not in spelled]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a sequence; give some of {', '.join(MODALITIES)}")
+    chosen = {spelled[name.lower()] for name in names}
+    if len(chosen) == len(MODALITIES):
+        raise ValueError("every sequence left out: keep at least one")
+    return tuple(name for name in MODALITIES if name in chosen)
 
 
 PREPARE_MODES = ("auto", "always", "never")
@@ -147,6 +164,11 @@ class TrainConfig:
     amp: bool = field(
         default=True, metadata=cli("Mixed precision: float16 on CUDA, bfloat16 on a CPU that has it natively.")
     )
+    modality_dropout: float = field(
+        default=0.0,
+        metadata=cli("Share of patches that lose a sequence (two, one time in four), set to zero: trains for studies "
+                     "missing one (ModDrop).", min=0.0, max=1.0),
+    )  # fmt: skip
     extra_data: str | None = field(
         default=None,
         metadata=cli("Labelled cases added to every fold's training set, never validated on (phantoms, say)."),
@@ -285,6 +307,12 @@ class PredictConfig:
         default=1.0,
         metadata=cli("Review score above which a case is flagged 'review advised' (doubt about enhancing tumour, "
                      "MODEL_CARD.md).", min=0.0),
+    )  # fmt: skip
+    without: tuple[str, ...] = field(
+        default=(),
+        metadata=cli("Segment as if these sequences were missing (set to zero, as a model trained with "
+                     "--modality-dropout expects), e.g. T1 or T1,FLAIR: measures a model on incomplete studies.",
+                     parser=parse_sequences, metavar="SEQUENCES"),
     )  # fmt: skip
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 

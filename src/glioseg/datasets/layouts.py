@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from glioseg.core.config import MODALITIES
 from glioseg.core.errors import InputError
 from glioseg.core.labels import (
     BRATS2021,
@@ -35,9 +36,6 @@ from glioseg.core.labels import (
     msd_convention,
     nnunet_convention,
 )
-
-MODALITIES = ("FLAIR", "T1", "T1Gd", "T2")
-"""Internal channel order of every image array."""
 
 NIFTI_ENDINGS = (".nii.gz", ".nii")
 MISNAMED_LABEL = re.compile(r".*_segm$", re.IGNORECASE)

@@ -26,7 +26,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from glioseg.core.config import DEFAULT_DEVICE, PredictConfig, RunConfig
+from glioseg.core.config import DEFAULT_DEVICE, MODALITIES, PredictConfig, RunConfig
 from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.core.labels import BRATS2021, CONVENTIONS, REGIONS, STRUCTURE_NAMES, LabelConvention, convention_record
@@ -123,6 +123,9 @@ class Model:
             raise InputError(case.files.images[0], f"{case.image.shape[0]} channels, the model takes "
                              f"{self.config.model.in_channels}", "give the four modalities")  # fmt: skip
         clock = _Stopwatch(timings)
+        if settings.without:
+            case = dataclasses.replace(case, image=case.image.copy())
+            case.image[[MODALITIES.index(name) for name in settings.without]] = 0
         prepared = preprocess_case(case, self.config.preprocess)
         clock.lap("preprocess")
         patch = self.window_size(prepared.image.shape[1:], settings.window)

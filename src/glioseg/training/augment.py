@@ -109,3 +109,17 @@ def augment_batch(
     volumes = random_flips(random_rotate_scale(torch.cat([image, targets], dim=1), rng), rng)
     image, targets = volumes[:, : image.shape[1]], volumes[:, image.shape[1] :]
     return random_intensity(image, rng), targets
+
+
+def drop_sequences(image: torch.Tensor, rng: np.random.Generator, probability: float) -> torch.Tensor:
+    """Modality dropout (ModDrop, Neverova et al. 2016): each patch, with ``probability``, loses one sequence (three
+    times in four) or two, set to zero, which is how a study missing that sequence reaches the network (zero is the
+    brain's mean after z-scoring, and the background). No draw at all when ``probability`` is 0, so recipes without
+    it see the batches they always saw."""
+    if probability <= 0:
+        return image
+    for patch in range(image.shape[0]):
+        if rng.random() < probability:
+            lost = rng.choice(image.shape[1], size=1 if rng.random() < 0.75 else 2, replace=False)
+            image[patch, lost] = 0
+    return image

@@ -334,8 +334,9 @@ def train(
     writer = _tensorboard(out, run.epoch * steps) if place.main else None
     if place.main:
         truncate_history(out / "history.jsonl", run.epoch)
-    sampler = PatchBatches(train_cases, config.train.patch, config.train.batch, config.train.foreground_fraction,
-                           config.train.seed, place.rank, config.train.augment)  # fmt: skip
+    settings = config.train
+    sampler = PatchBatches(train_cases, settings.patch, settings.batch, settings.foreground_fraction, settings.seed,
+                           place.rank, settings.augment, settings.modality_dropout)  # fmt: skip
     # one loader for the whole run: its processes live across epochs (restarting them every epoch left the GPU
     # waiting, benchmarks/README.md); batch k is the same whichever process makes it
     total = config.train.epochs * steps
