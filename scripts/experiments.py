@@ -13,6 +13,8 @@ options that make it (the data and the fold are added here). A fold is one unit 
     gpu       train the folds of one or more recipes at once on a GPU machine from a training pack (glioseg pack),
               and bring back one archive per recipe of the folds' float16 weights and histories
     collect   the folds of such an archive, each scored and committed as `keep` does
+    missing   a recipe's five kept folds with each sequence left out in turn (glioseg crossval --without): its
+              missing-sequences.csv, shown in the summary
     summary   docs/model/experiments/README.md: every recipe beside the others on the same cases (mean with a
               95 % bootstrap interval, lesion-wise, paired difference with the shipped recipe, the five worst
               cases, small enhancing tumour detected)
@@ -237,6 +239,64 @@ def collect(archive: Path, data: Path, runs: Path, where: str, experiments: Path
     return units
 
 
+# ---- missing sequences ----------------------------------------------------------------------------------
+
+MISSING_FILE = "missing-sequences.csv"
+
+
+def missing(name: str, data: Path, runs: Path, experiments: Path = EXPERIMENTS,
+            sequences: tuple[str, ...] | None = None) -> Path:  # fmt: skip
+    """A recipe's kept folds (all of them) on their held-out cases with each sequence left out in turn (glioseg
+    crossval --without S): ``<recipe>/missing-sequences.csv``, one row per sequence left out and region, beside all
+    four."""
+    from glioseg.core.config import MODALITIES
+    from glioseg.evaluation.evaluate import bootstrap_interval
+
+    folds = sorted((experiments / name).glob("fold*/last.pt"))
+    expected = json.loads((folds[0].parent / "config.json").read_text())["train"]["folds"] if folds else 5
+    if len(folds) != expected:
+        sys.exit(f"{name} has {len(folds)} kept folds of {expected}: a missing-sequence table needs them all")
+    rows = []
+    for left_out in ("", *(sequences or MODALITIES)):
+        if left_out:
+            out = runs / name / f"cv-without-{left_out}"
+            glioseg("crossval", *(fold.parent for fold in folds), "--data", data, "--out", out, "--without",
+                    left_out)  # fmt: skip
+            scores = read_scores(out / "metrics.csv")
+        else:
+            scores = recipe_scores(name, experiments)[0]
+        rng = np.random.default_rng(0)
+        for region in REGIONS:
+            row = {"without": left_out or "none", "region": region, "cases": len(scores)}
+            for column in ("dice", "lesionwise_dice"):
+                values = np.array([s[region][column] for s in scores.values()])
+                values = values[~np.isnan(values)]
+                low, high = bootstrap_interval(values, rng)
+                row |= {column: round(float(values.mean()), 4), f"{column}_low": round(low, 4),
+                        f"{column}_high": round(high, 4)}  # fmt: skip
+            rows.append(row)
+    path = experiments / name / MISSING_FILE
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def missing_table(path: Path) -> list[str]:
+    """The Markdown table of a recipe's missing-sequence CSV."""
+    with open(path) as stream:
+        rows = list(csv.DictReader(stream))
+    lines = ["| without | WT Dice | TC Dice | ET Dice | lesion-wise WT / TC / ET |", "| --- | --- | --- | --- | --- |"]
+    for left_out in dict.fromkeys(row["without"] for row in rows):
+        by_region = {row["region"]: row for row in rows if row["without"] == left_out}
+        cells = [f"{float(by_region[r]['dice']):.3f} ({float(by_region[r]['dice_low']):.3f}-"
+                 f"{float(by_region[r]['dice_high']):.3f})" for r in REGIONS]  # fmt: skip
+        lesionwise = " / ".join(f"{float(by_region[r]['lesionwise_dice']):.3f}" for r in REGIONS)
+        lines.append(f"| {left_out} | " + " | ".join(cells) + f" | {lesionwise} |")
+    return lines
+
+
 # ---- summary --------------------------------------------------------------------------------------------
 
 
@@ -319,6 +379,10 @@ def summary(experiments: Path = EXPERIMENTS) -> Path:
         worst = ", ".join(f"{c} ({wt:.2f}/{tc:.2f}/{et:.2f})" for c, wt, tc, et in found["worst"])
         details += [f"## {name}", "", about, "", f"Options: `{' '.join(recipe_options(name, experiments))}`", "",
                     f"Five worst (WT/TC/ET Dice): {worst}.", ""]  # fmt: skip
+        if (experiments / name / MISSING_FILE).exists():
+            details += ["A sequence missing (each case by the fold that held it out, that sequence set to zero; "
+                        f"`scripts/experiments.py missing {name}`):", "",
+                        *missing_table(experiments / name / MISSING_FILE), ""]  # fmt: skip
     out = experiments / "README.md"
     out.write_text("\n".join([*lines, "", *details]).rstrip() + "\n")
     return out
@@ -355,6 +419,10 @@ def main() -> None:
     carried = commands.add_parser("carry", help="make device-carry/ (pack and wheels) for a GPU machine")
     carried.add_argument("--data", type=Path, required=True)
     carried.add_argument("--runs", type=Path, default=REPO / "runs" / "experiments")
+    absent = commands.add_parser("missing", help="a recipe's CV with each sequence left out in turn")
+    absent.add_argument("recipe")
+    absent.add_argument("--data", type=Path, required=True)
+    absent.add_argument("--runs", type=Path, default=REPO / "runs" / "experiments")
     commands.add_parser("summary", help="write docs/model/experiments/README.md")
     args = parser.parse_args()
     if args.command == "fold":
@@ -365,6 +433,8 @@ def main() -> None:
     elif args.command == "gpu":
         print(*gpu(args.pack, args.recipes, args.folds, args.out, args.jobs, args.workers, args.device,
                    args.experiments))  # fmt: skip
+    elif args.command == "missing":
+        print(missing(args.recipe, args.data, args.runs))
     elif args.command == "carry":
         carry(args.data, args.runs)
     elif args.command == "collect":

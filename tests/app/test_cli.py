@@ -43,6 +43,7 @@ BROKEN = {  # command -> (its arguments given a scratch folder, the name its err
     "check": (lambda f: [broken_nifti(f)], "broken.nii.gz"),
     "sample-data": (lambda f: [f / "sample", "--from", broken_dicom(f)], "study"),
     "train": (lambda f: [broken_nifti(f), "--out", f / "run"], "broken.nii.gz"),
+    "pack": (lambda f: [broken_nifti(f), "--out", f / "data.pack"], "broken.nii.gz"),
     "predict": (lambda f: [broken_nifti(f), "--out", f / "pred"], "broken.nii.gz"),
     "prepare": (lambda f: [broken_dicom(f), "--out", f / "out"], "IM0001"),
     "series": (lambda f: [broken_dicom(f)], "IM0001"),

@@ -75,3 +75,17 @@ def test_a_pack_is_written_whole_or_not_at_all(cohort_factory, tmp_path):
     refused = glioseg_in_process("pack", unlabelled, "--out", tmp_path / "p2", "--cache", tmp_path / "cache")
     assert_clear_error(refused, str(unlabelled))
     assert not (tmp_path / "p2").exists()
+
+
+def test_a_damaged_pack_is_refused_naming_the_file(cohort_factory, tmp_path):
+    data = cohort_factory("msd", cases=6, shape=SHAPE)
+    pack, _ = write_pack(labelled_cases(data), [], data, None, tmp_path / "p.pack", SETTINGS, tmp_path / "cache",
+                         workers=1, progress=False)  # fmt: skip
+    member = next(pack.glob("*.npz.xz"))
+    member.write_bytes(member.read_bytes()[:100])
+    refused = glioseg_in_process("train", pack, "--out", tmp_path / "run", "--cache", tmp_path / "unpacked")
+    assert_clear_error(refused, member.name)
+    assert not (tmp_path / "run").exists()
+    (pack / "pack.json").write_text("{")
+    refused = glioseg_in_process("train", pack, "--out", tmp_path / "run", "--cache", tmp_path / "unpacked")
+    assert_clear_error(refused, "pack.json")

@@ -55,9 +55,19 @@ def test_gpu_folds_come_back_scored_and_assemble_into_the_cross_validation(cohor
     kept = sorted(line for fold in folds for line in (fold / "heldout.csv").read_text().splitlines()[1:])
     assert sorted((tmp_path / "cv" / "metrics.csv").read_text().splitlines()[1:]) == kept
 
+    table = experiments.missing("regions", data, tmp_path / "runs", recipes, sequences=("T1Gd",))
+    with open(table) as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(row["without"], row["region"]) for row in rows] == [(w, r) for w in ("none", "T1Gd") for r in
+                                                                  ("WT", "TC", "ET")]  # fmt: skip
+    mean_wt = sum(score["WT"]["dice"] for score in experiments.recipe_scores("regions", recipes)[0].values()) / 6
+    assert float(rows[0]["dice"]) == round(mean_wt, 4)
+    assert json.loads((tmp_path / "runs" / "regions" / "cv-without-T1Gd" / "crossval.json").read_text())[
+        "settings"]["without"] == ["T1Gd"]  # fmt: skip
+
     experiments.BASELINE = "classes"  # the tiny recipes' baseline
     table = experiments.summary(recipes).read_text()
     rows = [line for line in table.splitlines() if line.startswith("| classes") or line.startswith("| regions")]
     assert rows[0].startswith("| classes | 0,1 | 6 |") and rows[1].startswith("| regions | 0,1 | 6 |")
     assert "(" in rows[1].split("|")[8]  # a paired difference with its interval
-    assert "## regions" in table and "Five worst" in table
+    assert "## regions" in table and "Five worst" in table and "| T1Gd |" in table
