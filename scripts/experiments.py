@@ -11,7 +11,8 @@ options that make it (the data and the fold are added here). A fold is one unit 
     carry     device-carry/ for a GPU machine: the 28 cases and the phantoms packed at 2 mm (glioseg pack, 23 MiB)
               and the one wheel the machine lacks (nibabel); its working tree may carry 64 MiB in all
     gpu       train the folds of one or more recipes at once on a GPU machine from a training pack (glioseg pack),
-              and bring back one archive per recipe of the folds' float16 weights and histories
+              and bring back one archive per recipe of the folds' float16 weights and histories, and
+              throughput.json (each fold's samples/s: how to size the next call's --jobs and --workers)
     collect   the folds of such an archive, each scored and committed as `keep` does
     missing   a recipe's five kept folds with each sequence left out in turn (glioseg crossval --without): its
               missing-sequences.csv, shown in the summary
@@ -117,7 +118,7 @@ def keep(name: str, fold: int, run: Path, data: Path, where: str, experiments: P
                 shutil.copy(run / file, unit / file)
         shutil.copy(Path(scratch) / chosen / "last.pt", unit / "last.pt")
         shutil.copy(scores[chosen], unit / "heldout.csv")
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
+    history = _history(run)
     record = {
         "recipe": name, "fold": fold, "trained_on": where,
         "training_minutes": round(sum(e["step"] / e["epoch"] * _batch(run) / e["samples_per_s"] for e in history) / 60,
@@ -222,8 +223,18 @@ def gpu(pack: Path, recipes: list[str], folds: list[int], out: Path, jobs: int, 
                     if (run / file).exists():
                         tar.add(run / file, arcname=f"{name}/fold{fold}/{file}")
         archives.append(archive)
-    print(f"{len(recipes)} recipes x {len(folds)} folds in {(time.perf_counter() - started) / 60:.1f} min")
+    minutes = (time.perf_counter() - started) / 60
+    throughput = {"minutes": round(minutes, 2), "jobs": jobs, "workers": workers, "samples_per_s": {
+        f"{name}/fold{fold}": [round(entry["samples_per_s"], 1) for entry in _history(runs / name / f"fold{fold}")]
+        for name in recipes for fold in folds}}  # fmt: skip
+    (out / "throughput.json").write_text(json.dumps(throughput, indent=1))  # how to size the next call's jobs
+    print(f"{len(recipes)} recipes x {len(folds)} folds in {minutes:.1f} min")
     return archives
+
+
+def _history(run: Path) -> list[dict]:
+    path = run / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def collect(archive: Path, data: Path, runs: Path, where: str, experiments: Path = EXPERIMENTS,

@@ -35,6 +35,8 @@ def test_gpu_folds_come_back_scored_and_assemble_into_the_cross_validation(cohor
     archives = experiments.gpu(pack, ["classes", "regions"], [0, 1], tmp_path / "out", jobs=2, workers=0,
                                device="cpu", experiments=recipes)  # fmt: skip
     assert [a.name for a in archives] == ["classes.tar", "regions.tar"]
+    throughput = json.loads((tmp_path / "out" / "throughput.json").read_text())
+    assert len(throughput["samples_per_s"]["regions/fold1"]) == 1 and throughput["jobs"] == 2
     splits = tmp_path / "out" / "runs" / "classes" / "fold0" / "splits.json"
     for archive in archives:
         units = experiments.collect(archive, data, tmp_path / "runs", "test CPU", recipes, commit=False,
