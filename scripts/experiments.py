@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -71,9 +72,9 @@ def recipe_options(name: str, experiments: Path = EXPERIMENTS) -> list[str]:
 
 
 def phantoms(root: Path) -> Path:
+    """The phantoms' folder, made (or completed, if a run was interrupted) by glioseg synth."""
     folder = root / "phantoms-2mm"
-    if not (folder / "dataset.json").exists() and not any(folder.glob("*")):
-        glioseg("synth", folder, *PHANTOMS)
+    glioseg("synth", folder, *PHANTOMS)
     return folder
 
 
@@ -91,6 +92,9 @@ def keep(name: str, fold: int, run: Path, data: Path, where: str, experiments: P
     """Score fold ``fold``'s last checkpoint on its held-out cases and keep the unit in the repository."""
     if json.loads((run / "splits.json").read_text()) != json.loads(splits.read_text()):
         sys.exit(f"{run}/splits.json is not the split every recipe uses ({splits}): train on the same cases")
+    epochs = json.loads((run / "config.json").read_text())["train"]["epochs"]
+    if [entry["epoch"] for entry in _history(run)][-1:] != [epochs]:
+        sys.exit(f"{run} has not finished its {epochs} epochs: resume it (scripts/experiments.py fold) first")
     from glioseg.network.runs import export_weights
     from glioseg.workflows.crossval import cross_validate
 
@@ -195,6 +199,7 @@ def gpu(pack: Path, recipes: list[str], folds: list[int], out: Path, jobs: int, 
 
     runs = out / "runs"
     started = time.perf_counter()
+    archiving = threading.Lock()
 
     def one(job: tuple[str, int]) -> None:
         name, fold = job
@@ -210,19 +215,14 @@ def gpu(pack: Path, recipes: list[str], folds: list[int], out: Path, jobs: int, 
             print(f"{name} fold {fold} failed: {log}\n{log.read_text()[-2000:]}")  # the other folds go on
             return
         export_weights(run / "last.pt", run / "last-float16.pt", half=True)
+        with archiving, tarfile.open(out / f"{name}.tar", "a") as tar:  # kept at once: a call cut off at its
+            for file in (*UNIT_FILES, "last-float16.pt"):  # time limit still brings back the folds that finished
+                if (run / file).exists():
+                    tar.add(run / file, arcname=f"{name}/fold{fold}/{file}")
 
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, [(name, fold) for name in recipes for fold in folds]))
-    archives = []
-    for name in recipes:
-        archive = out / f"{name}.tar"
-        with tarfile.open(archive, "w") as tar:
-            for fold in folds:
-                run = runs / name / f"fold{fold}"
-                for file in (*UNIT_FILES, "last-float16.pt"):
-                    if (run / file).exists():
-                        tar.add(run / file, arcname=f"{name}/fold{fold}/{file}")
-        archives.append(archive)
+    archives = [out / f"{name}.tar" for name in recipes if (out / f"{name}.tar").exists()]
     minutes = (time.perf_counter() - started) / 60
     throughput = {"minutes": round(minutes, 2), "jobs": jobs, "workers": workers, "samples_per_s": {
         f"{name}/fold{fold}": [round(entry["samples_per_s"], 1) for entry in _history(runs / name / f"fold{fold}")]

@@ -5,7 +5,10 @@ same cross-validation as `glioseg crossval` of them; the summary sets recipes si
 import csv
 import importlib.util
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
 
@@ -42,6 +45,11 @@ def test_gpu_folds_come_back_scored_and_assemble_into_the_cross_validation(cohor
         units = experiments.collect(archive, data, tmp_path / "runs", "test CPU", recipes, commit=False,
                                     splits=splits)  # fmt: skip
         assert [u.name for u in units] == ["fold0", "fold1"]
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(tmp_path / "out" / "runs" / "regions" / "fold0", unfinished)
+    (unfinished / "history.jsonl").write_text("")  # a run cut off before its last epoch is never kept
+    with pytest.raises(SystemExit, match="has not finished"):
+        experiments.keep("regions", 0, unfinished, data, "here", recipes, commit=False, splits=splits)
     unit = recipes / "regions" / "fold1"
     assert {p.name for p in unit.iterdir()} >= {"config.json", "splits.json", "history.jsonl", "last.pt",
                                                  "heldout.csv", "unit.json"}  # fmt: skip
