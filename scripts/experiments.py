@@ -195,6 +195,7 @@ def gpu(pack: Path, recipes: list[str], folds: list[int], out: Path, jobs: int, 
         experiments: Path = EXPERIMENTS) -> list[Path]:  # fmt: skip
     """Train every (recipe, fold) from ``pack``, ``jobs`` at a time on one device; one archive per recipe of
     each fold's float16 export, config, splits, history and curves (what `collect` needs), and a log per run."""
+    from glioseg.datasets.packs import open_pack
     from glioseg.network.runs import export_weights
 
     runs = out / "runs"
@@ -220,6 +221,7 @@ def gpu(pack: Path, recipes: list[str], folds: list[int], out: Path, jobs: int, 
                 if (run / file).exists():
                     tar.add(run / file, arcname=f"{name}/fold{fold}/{file}")
 
+    open_pack(pack, out / "cache")  # unpacked once, before the trainings that read it start together
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, [(name, fold) for name in recipes for fold in folds]))
     archives = [out / f"{name}.tar" for name in recipes if (out / f"{name}.tar").exists()]
