@@ -72,10 +72,11 @@ def test_the_node_survives_a_broken_study_sends_the_seg_and_resumes_after_a_rest
 
         node = start_node(out, port, f"{orthanc.ae_title}@127.0.0.1:{orthanc.dicom_port}", log)  # the restart
         try:
-            wait_for(lambda: orthanc.series_of(study.StudyInstanceUID, "SEG"), "the SEG in Orthanc", node, log)
+            # the record is written once the SEG and SR are sent: waiting for the SEG alone raced it (fresh-clone check)
+            wait_for(lambda: record.exists() and '"state": "sent"' in record.read_text(), "the study sent", node, log)
         finally:
             stop(node)
-        assert '"state": "sent"' in record.read_text()
+        assert orthanc.series_of(study.StudyInstanceUID, "SEG")
         assert '"state": "refused"' in (out / "incoming" / f"{broken_uid}.json").read_text()  # not tried again
         seg_series = orthanc.series_of(study.StudyInstanceUID, "SEG")[0]
         instance = orthanc.rest("GET", f"/series/{seg_series['ID']}").json()["Instances"][0]
