@@ -92,9 +92,10 @@ def keep(name: str, fold: int, run: Path, data: Path, where: str, experiments: P
     """Score fold ``fold``'s last checkpoint on its held-out cases and keep the unit in the repository."""
     if json.loads((run / "splits.json").read_text()) != json.loads(splits.read_text()):
         sys.exit(f"{run}/splits.json is not the split every recipe uses ({splits}): train on the same cases")
-    epochs = json.loads((run / "config.json").read_text())["train"]["epochs"]
-    if [entry["epoch"] for entry in _history(run)][-1:] != [epochs]:
-        sys.exit(f"{run} has not finished its {epochs} epochs: resume it (scripts/experiments.py fold) first")
+    settings, history = json.loads((run / "config.json").read_text())["train"], _history(run)
+    if [entry["epoch"] for entry in history][-1:] != [settings["epochs"]]:
+        sys.exit(f"{run} has not finished its {settings['epochs']} epochs: resume it (scripts/experiments.py fold) "
+                 "first")  # fmt: skip
     from glioseg.network.runs import export_weights
     from glioseg.workflows.crossval import cross_validate
 
@@ -122,11 +123,10 @@ def keep(name: str, fold: int, run: Path, data: Path, where: str, experiments: P
                 shutil.copy(run / file, unit / file)
         shutil.copy(Path(scratch) / chosen / "last.pt", unit / "last.pt")
         shutil.copy(scores[chosen], unit / "heldout.csv")
-    history = _history(run)
+    steps, batch = settings["steps_per_epoch"], settings["batch"]
     record = {
         "recipe": name, "fold": fold, "trained_on": where,
-        "training_minutes": round(sum(e["step"] / e["epoch"] * _batch(run) / e["samples_per_s"] for e in history) / 60,
-                                  1),  # steps only, validation not counted
+        "training_minutes": round(sum(steps * batch / e["samples_per_s"] for e in history) / 60, 1),  # no validation
         "command": ["glioseg", "train", "DATA", "--fold", str(fold), *recipe_options(name, experiments),
                     "--extra-data", "PHANTOMS"],
         "weights": chosen, "float16_largest_dice_change": change, "kept": _now(),
@@ -137,10 +137,6 @@ def keep(name: str, fold: int, run: Path, data: Path, where: str, experiments: P
         message = f"Experiment {name}: fold {fold} kept ({where}; held-out Dice {_mean_dice(unit / 'heldout.csv')})"
         subprocess.run(["git", "commit", "-q", "-m", message, "--", unit], cwd=REPO, check=True)
     return unit
-
-
-def _batch(run: Path) -> int:
-    return json.loads((run / "config.json").read_text())["train"]["batch"]
 
 
 def _now() -> str:
@@ -263,7 +259,6 @@ def missing(name: str, data: Path, runs: Path, experiments: Path = EXPERIMENTS,
     crossval --without S): ``<recipe>/missing-sequences.csv``, one row per sequence left out and region, beside all
     four."""
     from glioseg.core.config import MODALITIES
-    from glioseg.evaluation.evaluate import bootstrap_interval
 
     folds = sorted((experiments / name).glob("fold*/last.pt"))
     expected = json.loads((folds[0].parent / "config.json").read_text())["train"]["folds"] if folds else 5
@@ -278,15 +273,12 @@ def missing(name: str, data: Path, runs: Path, experiments: Path = EXPERIMENTS,
             scores = read_scores(out / "metrics.csv")
         else:
             scores = recipe_scores(name, experiments)[0]
-        rng = np.random.default_rng(0)
+        found = describe(scores, sorted(scores), np.random.default_rng(0))
         for region in REGIONS:
             row = {"without": left_out or "none", "region": region, "cases": len(scores)}
             for column in ("dice", "lesionwise_dice"):
-                values = np.array([s[region][column] for s in scores.values()])
-                values = values[~np.isnan(values)]
-                low, high = bootstrap_interval(values, rng)
-                row |= {column: round(float(values.mean()), 4), f"{column}_low": round(low, 4),
-                        f"{column}_high": round(high, 4)}  # fmt: skip
+                mean, low, high = found[f"{region} {column}"]
+                row |= {column: round(mean, 4), f"{column}_low": round(low, 4), f"{column}_high": round(high, 4)}
             rows.append(row)
     path = experiments / name / MISSING_FILE
     with open(path, "w", newline="") as stream:
