@@ -57,6 +57,12 @@ def missing_modality(data, tmp):
     return path.name, data
 
 
+def two_modalities_missing(data, tmp):
+    """One sequence a case may lack (it is segmented without it: tests/inference/test_predict.py), not two."""
+    case_file(data, "t2").unlink()
+    return missing_modality(data, tmp)
+
+
 def extra_file(data, tmp):
     path = case_file(data, "flair").parent / "notes_dwi.nii.gz"
     shutil.copy(case_file(data, "flair"), path)
@@ -395,7 +401,7 @@ def test_train_refuses_before_writing_a_checkpoint(data, tmp_path, damage):
 # ---- predict ---------------------------------------------------------------------------------------------------
 
 
-PREDICT_DAMAGES = [missing_modality, nan_voxels, truncated, not_nifti, empty_file, two_d, five_d, huge_header,
+PREDICT_DAMAGES = [two_modalities_missing, nan_voxels, truncated, not_nifti, empty_file, two_d, five_d, huge_header,
                    three_d_msd, three_channels, empty_dataset, big_volume, many_volumes, two_files_one_modality,
                    two_prefixes, broken_link, inf_voxels, constant_sequence, rgb_image, complex_image,
                    zero_spacing_singular_sform, nan_sform, voxels_of_a_metre]  # fmt: skip

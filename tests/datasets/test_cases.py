@@ -1,10 +1,11 @@
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from glioseg.core.config import CohortConfig
+from glioseg.core.config import MODALITIES, CohortConfig
 from glioseg.core.errors import InputError
 from glioseg.core.labels import BRATS2021, BRATS2023, ENHANCING, MSD
 from glioseg.datasets.cases import find_cases, read_case, write_label
@@ -70,6 +71,35 @@ def test_locate_case_from_each_kind_of_path(cohort_factory):
     assert nnunet.case_id == "BraTS_00002" and len(nnunet.images) == 4
     folder = locate_case(cohort_factory("brats2023") / "BraTS-GLI-00001-000")
     assert folder.layout == "brats2023" and folder.convention is BRATS2023
+
+
+@pytest.mark.parametrize(("layout", "lacking"), [("brats2021", "t1ce"), ("brats2023", "t2f"), ("nnunet", "0001")])
+def test_a_case_lacking_one_sequence_is_read_without_it_only_where_allowed(cohort_factory, tmp_path, layout, lacking):
+    import shutil
+
+    root = Path(shutil.copytree(cohort_factory(layout, cases=2), tmp_path / layout))
+    whole = read_case(find_cases(root)[0])
+    [removed] = [p for p in root.rglob(f"*{whole.case_id}*{lacking}.nii.gz")]
+    removed.unlink()
+    modality = {"t1ce": "T1Gd", "t2f": "FLAIR", "0001": "T1"}[lacking]
+    with pytest.raises(InputError, match=f"{modality}"):
+        find_cases(root)  # training and glioseg check: every case complete
+    lacking_case, other = find_cases(root, complete=False)
+    assert lacking_case.absent == (modality,) and other.absent == ()
+    case = read_case(lacking_case)
+    kept = [i for i, m in enumerate(MODALITIES) if m != modality]
+    assert case.absent == (modality,) and not case.image[MODALITIES.index(modality)].any()
+    np.testing.assert_array_equal(case.image[kept], whole.image[kept])
+    assert (case.affine == whole.affine).all() and (case.label == whole.label).all()
+    given = next(p for p in lacking_case.images if p is not None)
+    named = given.parent if layout != "nnunet" else given  # a case folder, or one of its channel files
+    assert read_case(named, complete=False).absent == (modality,)
+    with pytest.raises(InputError, match=f"{modality}"):
+        read_case(named)
+    second = next(p for p in lacking_case.images if p is not None and p != given)
+    second.unlink()
+    with pytest.raises(InputError, match="images missing: glioseg segments a case that lacks 1 of the four"):
+        read_case(named, complete=False)
 
 
 @pytest.mark.parametrize("convention", [MSD, BRATS2021, BRATS2023])

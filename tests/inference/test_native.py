@@ -139,6 +139,41 @@ def test_a_case_folder_on_different_grids_is_prepared_and_masks_go_on_every_grid
     assert (out / "prepared" / "raw1" / "prepare" / "prepare.json").stat().st_mtime_ns == prepared_at
 
 
+def test_raw_scans_lacking_a_sequence_are_prepared_and_segmented_without_it(small_raw_case, tiny_runs, tmp_path):
+    paths = small_raw_case
+    volumes = {role: (np.asarray(nib.load(p).dataobj), nib.load(p).affine) for role, p in paths.items() if role != "T2"}
+    write_study(volumes, tmp_path / "study")
+    out = tmp_path / "pred"
+    strict = glioseg_cli("predict", tiny_runs(0), tmp_path / "study", "--out", out, "--require-all")
+    assert strict.returncode == 2 and "no T2 series found" in strict.stderr and not list(out.rglob("*.nii.gz"))
+    result = glioseg_cli("predict", tiny_runs(0), tmp_path / "study", "--out", out, "--window", "whole")
+    assert result.returncode == 0, result.stderr
+    assert "sequence missing: study: no T2, segmented from FLAIR, T1, T1Gd" in " ".join(result.stderr.split())
+    native, t1gd = nib.load(out / "study.nii.gz"), nib.load(paths["T1Gd"])
+    assert native.shape == t1gd.shape and np.allclose(native.affine, t1gd.affine, atol=1e-3)
+    assert (out / "study_seg.dcm").exists() or "no DICOM SEG" in result.stderr
+    assert sorted(p.name for p in (out / "prepared" / "study").glob("*.nii.gz")) == [
+        "study_flair.nii.gz", "study_t1.nii.gz", "study_t1ce.nii.gz"]  # fmt: skip
+    record = json.loads((out / "prepared" / "study" / "prepare" / "prepare.json").read_text())
+    assert set(record["sources"]) == {"FLAIR", "T1", "T1Gd"} and set(record["registration"]) == {"FLAIR", "T1"}
+    entry = json.loads((out / "cases.json").read_text())[0]
+    assert entry["absent"] == ["T2"] and entry["sequences"] == ["FLAIR", "T1", "T1Gd"]
+    folder = tmp_path / "inputs" / "raw2"  # NIfTI on different grids, without a FLAIR: every grid there is
+    folder.mkdir(parents=True)
+    for role, suffix in (("T1", "t1"), ("T1Gd", "t1ce"), ("T2", "t2")):
+        shutil.copy(paths[role], folder / f"raw2_{suffix}.nii.gz")
+    nifti = glioseg_cli("predict", tiny_runs(0), folder, "--out", tmp_path / "nifti", "--native-grids", "all",
+                        "--window", "whole")  # fmt: skip
+    assert nifti.returncode == 0, nifti.stderr
+    assert sorted(p.name for p in (tmp_path / "nifti").glob("raw2*.nii.gz")) == [
+        "raw2.nii.gz", "raw2_on_t1.nii.gz", "raw2_on_t2.nii.gz"]  # fmt: skip
+    (folder / "raw2_t1ce.nii.gz").unlink()
+    shutil.copy(paths["FLAIR"], folder / "raw2_flair.nii.gz")
+    refused = glioseg_cli("predict", tiny_runs(0), folder, "--out", tmp_path / "no-t1gd")
+    assert refused.returncode == 2 and "without a T1Gd" in " ".join(refused.stderr.split())
+    assert not (tmp_path / "no-t1gd").exists() or not list((tmp_path / "no-t1gd").rglob("*.nii.gz"))
+
+
 def test_brats_ready_cases_are_not_prepared_and_dicom_needs_preparing(tiny_runs, brats2018_sample, tmp_path):
     case = find_cases(brats2018_sample)[0].images[0].parent
     assert glioseg_cli("predict", tiny_runs(0), case, "--out", tmp_path / "pred", "--window", "whole").returncode == 0

@@ -3,17 +3,19 @@ ensembles, resumable cohorts, volumes, the Python API."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 import glioseg
-from conftest import PHANTOM_RUN_SHAPE, glioseg_cli
+from conftest import PHANTOM_RUN_SHAPE, assert_clear_error, glioseg_cli, glioseg_in_process, no_outputs
 from glioseg.core.config import PostprocessConfig, PredictConfig
 from glioseg.core.errors import InputError
 from glioseg.core.labels import BRATS2021, BRATS2023, ENHANCING, MSD
@@ -290,3 +292,41 @@ def test_without_segments_as_if_the_sequences_were_missing(runs, cohort_factory,
     refused = glioseg_cli("predict", runs[0], *case.files.images, "--out", tmp_path / "p2", "--without", "DWI")
     assert refused.returncode == 2 and "DWI: not a sequence" in " ".join(refused.stderr.split())
     assert not (tmp_path / "p2").exists()
+
+
+def test_a_case_lacking_a_sequence_is_segmented_without_it_and_says_so(runs, cohort_factory, tmp_path):
+    source = cohort_factory("brats2021", cases=2, shape=SHAPE)
+    data = Path(shutil.copytree(source, tmp_path / "data"))
+    lacking = sorted(p for p in data.iterdir() if p.is_dir())[0]
+    (lacking / f"{lacking.name}_t1ce.nii.gz").unlink()
+    model_folder = tmp_path / "recipe"  # a model's measurements lie beside its runs (missing-sequences.csv)
+    shutil.copytree(runs[0], model_folder / "fold0")
+    (model_folder / "missing-sequences.csv").write_text(
+        "without,region,dice\nnone,WT,0.9\nnone,TC,0.8\nnone,ET,0.7\nT1Gd,WT,0.8\nT1Gd,TC,0.1\nT1Gd,ET,0.05\n"
+    )
+    out = tmp_path / "pred"
+    result = glioseg_in_process("predict", model_folder / "fold0", data, "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = " ".join((result.stdout + result.stderr).split())
+    assert (f"sequence missing: {lacking.name}: no T1Gd, segmented from FLAIR, T1, T2; cross-validated Dice without "
+            "T1Gd: WT 0.80 (all four 0.90) TC 0.10 (all four 0.80) ET 0.05 (all four 0.70); TC, ET unreliable"
+            ) in printed  # fmt: skip
+    entries = {entry["case_id"]: entry for entry in json.loads((out / "cases.json").read_text())}
+    assert entries[lacking.name]["sequences"] == ["FLAIR", "T1", "T2"] and entries[lacking.name]["absent"] == ["T1Gd"]
+    assert entries[lacking.name]["unreliable"] == ["TC", "ET"] and entries[lacking.name]["review_advised"]
+    assert [e["absent"] for name, e in entries.items() if name != lacking.name] == [[]]
+    assert "T1Gd" in (out / "quality.csv").read_text()
+    model = load_model(model_folder / "fold0", "cpu")
+    whole = glioseg.load_case(source / lacking.name)
+    expected = model.predict(whole, without=("T1Gd",)).label  # the same as the complete case with its T1Gd zeroed
+    written = BRATS2021.to_internal(np.asarray(nib.load(out / f"{lacking.name}.nii.gz").dataobj))
+    np.testing.assert_array_equal(written, expected)
+    report = tmp_path / "report.html"
+    assert glioseg_in_process("report", out, "--out", report).returncode == 0
+    assert "segmented without T1Gd (the case lacks it): TC, ET unreliable" in report.read_text()
+    refused = glioseg_in_process("predict", runs[0], lacking, "--out", tmp_path / "strict", "--require-all")
+    assert_clear_error(refused, f"{lacking.name}_t1ce.nii.gz")
+    assert no_outputs(tmp_path / "strict")
+    unmeasured = glioseg_in_process("predict", runs[0], lacking, "--out", tmp_path / "p3")
+    said = " ".join((unmeasured.stdout + unmeasured.stderr).split())
+    assert "accuracy without T1Gd was not measured; WT, TC, ET unreliable" in said

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from conftest import PHANTOM_RUN_SHAPE, glioseg_in_process
-from glioseg.core.config import PredictConfig
+from conftest import PHANTOM_RUN_SHAPE, REPO, glioseg_in_process
+from glioseg.core.config import MODALITIES, PredictConfig
 from glioseg.datasets.cases import find_cases, read_case
-from glioseg.inference.predict import load_model
-from glioseg.inference.review import member_doubt, review_of
+from glioseg.inference.predict import SHIPPED_MODELS, load_model
+from glioseg.inference.review import absent_note, member_doubt, read_measurements, review_of, unreliable_regions
 
 
 def test_doubt_is_the_voxels_in_doubt_per_voxel_predicted_for_both_heads():
@@ -64,3 +64,44 @@ def test_predict_writes_and_prints_the_flag_and_the_report_shows_it(tiny_runs, c
     assert glioseg_in_process("report", out, "--out", report).returncode == 0
     page = report.read_text()
     assert "Review advised" in page and page.count('class="review"') >= len(flagged)
+
+
+MEASURED = {
+    "none": {"WT": 0.87, "TC": 0.82, "ET": 0.74},
+    "T1": {"WT": 0.86, "TC": 0.80, "ET": 0.73},
+    "T1Gd": {"WT": 0.81, "TC": 0.11, "ET": 0.03},
+    "FLAIR": {"WT": 0.28, "TC": 0.40, "ET": 0.38},
+}
+DOUBTS = [{"WT": 0.1, "TC": 0.1, "ET": 0.1}]
+
+
+def test_without_a_sequence_the_regions_it_defines_or_that_measured_poorly_are_unreliable():
+    assert unreliable_regions((), None) == ()
+    assert unreliable_regions(("T1",), MEASURED["T1"]) == ()
+    assert unreliable_regions(("T1Gd",), {"WT": 0.9, "TC": 0.9, "ET": 0.9}) == ("TC", "ET")  # whatever was measured
+    assert unreliable_regions(("FLAIR",), MEASURED["FLAIR"]) == ("WT", "TC", "ET")
+    assert unreliable_regions(("T2",), None) == ("WT", "TC", "ET")  # not measured: not trusted
+    whole = review_of(DOUBTS, 1.0, (), MEASURED)
+    assert not whole.advised and whole.measured is None and whole.row()["absent"] == ""
+    lacking = review_of(DOUBTS, 1.0, ("T1Gd",), MEASURED)
+    assert lacking.advised and lacking.measured == MEASURED["T1Gd"] and lacking.unreliable == ("TC", "ET")
+    assert review_of(DOUBTS, 1.0, ("T1",), MEASURED).advised  # a case that lacked a sequence is checked
+
+
+def test_the_printed_line_names_the_sequence_and_the_accuracy_measured_without_it():
+    note = absent_note("case7", review_of(DOUBTS, 1.0, ("T1Gd",), MEASURED).row(), MEASURED)
+    assert note.startswith("case7: no T1Gd, segmented from FLAIR, T1, T2;")
+    assert "WT 0.81 (all four 0.87) TC 0.11 (all four 0.82) ET 0.03 (all four 0.74)" in note
+    assert note.endswith("TC, ET unreliable")
+    unmeasured = absent_note("case7", review_of(DOUBTS, 1.0, ("T2",), None).row(), None)
+    assert "accuracy without T2 was not measured" in unmeasured and unmeasured.endswith("WT, TC, ET unreliable")
+    assert absent_note("case7", review_of(DOUBTS, 1.0).row(), MEASURED) is None
+
+
+def test_the_shipped_model_carries_its_measurements_for_each_missing_sequence():
+    measured = read_measurements(SHIPPED_MODELS[0].parent)
+    assert set(measured) == {"none", *MODALITIES}
+    assert all(set(dice) == {"WT", "TC", "ET"} for dice in measured.values())
+    assert unreliable_regions(("T1Gd",), measured["T1Gd"]) == ("TC", "ET")  # as its cross-validation measured
+    docs = REPO / "docs" / "model" / "experiments" / "shipped-v2" / "missing-sequences.csv"
+    assert read_measurements(docs.parent) == measured  # the experiment's table is the package's

@@ -277,14 +277,18 @@ def _split_runs(paths: list[str]) -> tuple[list[Path], list[str]]:
     return runs, [p for p in paths if Path(p) not in runs or "://" in p]
 
 
-def _print_reviews_advised(masks: list[Path], out: Path, threshold: float) -> None:
-    """One line per case whose review flag is up (``quality.csv`` lists every case's score)."""
-    from glioseg.inference.review import read_review
+def _print_reviews_advised(masks: list[Path], out: Path, threshold: float, measured: dict | None) -> None:
+    """One line per case segmented without a sequence (what it lacked, the accuracy measured for that) and per case
+    whose review flag is up otherwise (``quality.csv`` lists every case's score)."""
+    from glioseg.inference.review import absent_note, read_review
 
     for mask in masks:
         case_id = mask.name.removesuffix(".nii.gz")
         review = read_review(out, case_id)
-        if review and review["review_advised"]:
+        note = absent_note(case_id, review, measured) if review else None
+        if note:
+            console.print(f"[bold yellow]sequence missing:[/] {note}", highlight=False, soft_wrap=True)
+        elif review and review["review_advised"]:
             console.print(f"[bold yellow]review advised:[/] {case_id} (score {review['review_score']:.2f} > "
                           f"{threshold:g}): the model is unsure of its enhancing tumour; check enhancing tumour "
                           "and tumour core", highlight=False, soft_wrap=True)  # fmt: skip
@@ -350,7 +354,7 @@ def predict(
     local = local_inputs(inputs, out, dicomweb_user)
     masks = predict_cohort(model, local, out, settings, overwrite=overwrite)
     console.print(f"{len(masks)} masks in {out}; volumes in {out / 'volumes.csv'}")
-    _print_reviews_advised(masks, out, settings.review_threshold)
+    _print_reviews_advised(masks, out, settings.review_threshold, model.measured)
     if store_to:
         results = results_to_store(local, out)
         if results:

@@ -163,10 +163,10 @@ def receive_upload(uploads: list[tuple[BinaryIO, str]], job_folder: Path, limits
 
         study = job_folder / "input" / "study"
         (inbox / "dicom").rename(study)
-        choose_series(study, scan_study(study), {})  # the four sequences found: refuse now, not in the job
+        choose_series(study, scan_study(study), {}, complete=False)  # the sequences found: refuse now, not in the job
         return study
     source = arrange_case(niftis, job_folder / "input" / "case")
-    locate_case(source)  # names and modalities complete: refuse now rather than fail the job later
+    locate_case(source, complete=False)  # names right, one sequence missing at most: refuse now, not in the job
     return source
 
 

@@ -240,12 +240,13 @@ def open_prediction(pred_dir: Path, entry: dict) -> Callable[[Job], None]:
         from glioseg.datasets.cases import read_case
 
         job.stage = "reading the case"
-        case = read_case(entry["source"])
+        case = read_case(entry["source"], complete=False)
         convention = convention_from_record(entry["mask_convention"])
         label = convention.to_internal(np.asarray(nib.load(pred_dir / entry["mask"]).dataobj))
         write_view_files(job, case, label, convention)
         if "review_score" in entry:
             job.review = {key: entry[key] for key in ("review_score", "review_advised")}
+            job.review.update({key: " ".join(entry.get(key, [])) for key in ("absent", "unreliable")})
 
     return work
 

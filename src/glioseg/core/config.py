@@ -18,6 +18,12 @@ from typing import Literal
 
 MODALITIES = ("FLAIR", "T1", "T1Gd", "T2")
 """The four sequences, in the channel order of every image array."""
+REFERENCE = "T1Gd"
+"""The sequence raw scans are prepared around (its grid is the prepared grid, masks go back onto it): the one a raw
+study cannot lack."""
+MAX_ABSENT_SEQUENCES = 1
+"""How many of the four sequences a case may lack and still be segmented (their channels set to zero, as modality
+dropout trains for): one, the situations MODEL_CARD.md measures; a case lacking more is refused."""
 LABEL_CONVENTIONS = ("msd", "brats2021", "brats2023")
 """The named label conventions (labels.CONVENTIONS defines them; a test keeps the two lists equal)."""
 HEADS = ("regions", "classes")
@@ -313,6 +319,11 @@ class PredictConfig:
         metadata=cli("Segment as if these sequences were missing (set to zero, as a model trained with "
                      "--modality-dropout expects), e.g. T1 or T1,FLAIR: measures a model on incomplete studies.",
                      parser=parse_sequences, metavar="SEQUENCES"),
+    )  # fmt: skip
+    require_all: bool = field(
+        default=False,
+        metadata=cli("Refuse a case that lacks one of the four sequences (by default it is segmented without it, and "
+                     "the accuracy measured for that is printed)."),
     )  # fmt: skip
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 

@@ -60,6 +60,11 @@ class Case:
         return self.files.layout
 
     @property
+    def absent(self) -> tuple[str, ...]:
+        """The sequences the case lacks (their channels are zero)."""
+        return self.files.absent
+
+    @property
     def convention(self) -> LabelConvention:
         return self.files.convention
 
@@ -190,18 +195,19 @@ def read_image(files: CaseFiles, max_voxels: int = MAX_VOXELS) -> tuple[np.ndarr
         for index, modality in enumerate(MODALITIES):
             check_signal(image[index], path, modality)
         return image, nifti
-    niftis = [open_nifti(path, max_voxels) for path in files.images]
-    reference = niftis[0]
-    for path, nifti in zip(files.images[1:], niftis[1:]):
-        mismatch = grid_mismatch(reference, nifti)
+    niftis = [None if path is None else open_nifti(path, max_voxels) for path in files.images]
+    reference = next(nifti for nifti in niftis if nifti is not None)
+    for path, nifti in zip(files.images, niftis):
+        mismatch = None if nifti is None else grid_mismatch(reference, nifti)
         if mismatch:
-            raise InputError(path, mismatch, f"resample it onto {files.images[0].name}'s grid (co-register)")
-    image = np.empty((len(MODALITIES), *reference.shape[:3]), dtype=np.float32)
+            raise InputError(path, mismatch, f"resample it onto {files.first_image.name}'s grid (co-register)")
+    image = np.zeros((len(MODALITIES), *reference.shape[:3]), dtype=np.float32)  # an absent sequence stays zero
 
     def fill(index: int) -> None:
         path = files.images[index]
-        image[index] = _squeeze_to_3d(load_voxels(niftis[index], path), path)
-        check_signal(image[index], path, MODALITIES[index])
+        if path is not None:
+            image[index] = _squeeze_to_3d(load_voxels(niftis[index], path), path)
+            check_signal(image[index], path, MODALITIES[index])
 
     with ThreadPoolExecutor(len(MODALITIES)) as pool:  # gzip inflation releases the GIL: files decode in parallel
         list(pool.map(fill, range(len(MODALITIES))))  # list() re-raises the first file's error
@@ -231,35 +237,38 @@ def _read_raw(nifti: nib.Nifti1Image, path: Path) -> np.ndarray:
         raise InputError(path, f"cannot read the label data; truncated or corrupt ({error})", "re-copy it") from None
 
 
-def read_case(path: str | Path | CaseFiles, max_voxels: int = MAX_VOXELS) -> Case:
+def read_case(path: str | Path | CaseFiles, max_voxels: int = MAX_VOXELS, complete: bool = True) -> Case:
     """Read a case in any supported layout.
 
     Args:
         path: a BraTS case folder, an MSD 4D image, an nnU-Net ``<case>_0000.nii.gz``, or a
             :class:`CaseFiles` from :func:`find_cases`.
         max_voxels: refuse volumes larger than this (from the header, before reading).
+        complete: refuse a case folder that lacks a sequence; with False it is read with that sequence's channel
+            all zero and named in ``case.absent`` (what ``Model.predict`` segments without).
 
     Raises:
         InputError: naming the file at fault and the fix.
     """
-    files = path if isinstance(path, CaseFiles) else locate_case(path)
+    files = path if isinstance(path, CaseFiles) else locate_case(path, complete=complete)
     image, reference = read_image(files, max_voxels)
     label = read_label(files, reference)
     return Case(files.case_id, image, label, reference.affine.copy(), reference.header.copy(), files)
 
 
-def find_cases(folder: str | Path, label_convention: str | None = None) -> list[CaseFiles]:
+def find_cases(folder: str | Path, label_convention: str | None = None, complete: bool = True) -> list[CaseFiles]:
     """The cases of a dataset folder, images paired with labels, their label numbering checked over the dataset.
 
     Args:
         label_convention: the convention every label file is in (``--label-convention``), overriding the one the
             layout implies and the check below.
+        complete: a case lacking a sequence is refused (else read without it: prediction).
 
     Raises:
         InputError: naming the first problem (``glioseg check`` lists them all), or labels whose numbering
             contradicts their layout (:func:`label_numbering_problem`).
     """
-    cases, problems = scan_dataset(folder, label_convention)
+    cases, problems = scan_dataset(folder, label_convention, complete)
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more problems: run `glioseg check {folder}`)" if len(problems) > 1 else ""

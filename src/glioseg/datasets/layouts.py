@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from glioseg.core.config import MODALITIES
+from glioseg.core.config import MAX_ABSENT_SEQUENCES, MODALITIES
 from glioseg.core.errors import InputError
 from glioseg.core.labels import (
     BRATS2021,
@@ -144,7 +144,8 @@ class CaseFiles:
     Attributes:
         case_id: the case's name (folder name, or file stem without channel suffix).
         layout: one of :data:`LAYOUTS`.
-        images: one 4D file (msd) or four files in FLAIR, T1, T1Gd, T2 order.
+        images: one 4D file (msd) or four files in FLAIR, T1, T1Gd, T2 order, None for a sequence the case lacks
+            (read only where a caller allows it: ``complete=False``, what prediction does).
         label: the label file, or None where the dataset has none for this case.
         convention: how the label file numbers the compartments.
         channels: for a 4D file, the channel holding FLAIR, T1, T1Gd and T2 (from dataset.json's ``modality``).
@@ -152,10 +153,20 @@ class CaseFiles:
 
     case_id: str
     layout: str
-    images: tuple[Path, ...]
+    images: tuple[Path | None, ...]
     label: Path | None
     convention: LabelConvention
     channels: tuple[int, int, int, int] = (0, 1, 2, 3)
+
+    @property
+    def absent(self) -> tuple[str, ...]:
+        """The sequences this case lacks (none for a 4D file)."""
+        return tuple(m for m, path in zip(MODALITIES, self.images) if path is None) if len(self.images) > 1 else ()
+
+    @property
+    def first_image(self) -> Path:
+        """The first image file the case has: what names it in messages and whose header its masks keep."""
+        return next(path for path in self.images if path is not None)
 
 
 @dataclass(frozen=True)
@@ -222,8 +233,25 @@ def _split(stem: str, layout: Layout) -> tuple[str, str] | None:
     return prefix, suffix.lower()
 
 
-def _brats_case(folder: Path, layout: Layout) -> tuple[CaseFiles | None, list[Problem]]:
-    """Match a case folder's files by their modality suffix; one prefix, one file per modality."""
+def absent_problem(case_id: str, paths: list[Path], absent: list[str], complete: bool) -> list[Problem]:
+    """Problems of sequences a case lacks: each one where ``complete`` (training, ``--require-all``), else only when
+    more are missing than a case may lack (:data:`MAX_ABSENT_SEQUENCES`)."""
+    if complete:
+        return [
+            Problem(
+                case_id, path, f"{modality} image missing", "add the file, or remove the case from the dataset"
+            )  # fmt: skip
+            for modality, path in zip(absent, paths)
+        ]
+    if len(absent) > MAX_ABSENT_SEQUENCES:
+        return [Problem(case_id, paths[0], f"{' and '.join(absent)} images missing: glioseg segments a case that "
+                        f"lacks {MAX_ABSENT_SEQUENCES} of the four sequences at most", "add the files")]  # fmt: skip
+    return []
+
+
+def _brats_case(folder: Path, layout: Layout, complete: bool = True) -> tuple[CaseFiles | None, list[Problem]]:
+    """Match a case folder's files by their modality suffix; one prefix, one file per modality (a sequence may be
+    absent unless ``complete``: :func:`absent_problem`)."""
     suffixes = layout.suffixes or {}
     by_suffix = {suffix: key for key, suffix in suffixes.items()}
     found: dict[str, list[Path]] = {}
@@ -260,17 +288,17 @@ def _brats_case(folder: Path, layout: Layout) -> tuple[CaseFiles | None, list[Pr
         named = "; ".join(f"{prefix}: {', '.join(sorted(keys))}" for prefix, keys in sorted(prefixes.items()))
         problem(folder, f"files of more than one case in one folder ({named})",
                 f"give each case its own folder, its files named <case>{layout.separator}...")  # fmt: skip
-    for modality in (m for m in MODALITIES if m not in found):
-        problem(folder / layout.file_name(folder.name, modality), f"{modality} image missing",
-                "add the file, or remove the case from the dataset")  # fmt: skip
+    absent = [m for m in MODALITIES if m not in found]
+    problems += absent_problem(folder.name, [folder / layout.file_name(folder.name, m) for m in absent], absent,
+                               complete)  # fmt: skip
     if problems:
         return None, problems
-    images = tuple(found[m][0] for m in MODALITIES)
+    images = tuple(found[m][0] if m in found else None for m in MODALITIES)
     label = found["label"][0] if "label" in found else None
     return CaseFiles(folder.name, layout.name, images, label, layout.convention), []
 
 
-def _brats_layout_of(folder: Path) -> Layout | None:
+def case_layout(folder: Path) -> Layout | None:
     """The case-folder layout whose modality suffixes most of the folder's file names end with, if any."""
     stems = [(strip_nifti(p.name) or "").lower() for p in _visible_entries(folder) if not _is_dir(p)]
     named = {
@@ -309,7 +337,8 @@ def _channel_order(root: Path, names: dict | None, what: str) -> list[str]:
     return order
 
 
-def _image_folder_cases(root: Path, override: LabelConvention | None) -> tuple[list[CaseFiles], list[Problem]]:
+def _image_folder_cases(root: Path, override: LabelConvention | None,
+                        complete: bool = True) -> tuple[list[CaseFiles], list[Problem]]:  # fmt: skip
     """MSD or nnU-Net raw: ``imagesTr``/``imagesTs`` beside ``labelsTr`` and ``dataset.json``; with ``override``,
     the labels are read in it and dataset.json's label names are not needed."""
     cases, problems = [], []
@@ -322,7 +351,7 @@ def _image_folder_cases(root: Path, override: LabelConvention | None) -> tuple[l
         stems = [s for s in (strip_nifti(p.name) for p in _visible_entries(images_dir)) if s]
         channel_files = [s for s in stems if _is_channel_file(s)]
         if channel_files and len(channel_files) == len(stems):
-            found, found_problems = _nnunet_cases(root, images_dir, labels_dir, meta, override)
+            found, found_problems = _nnunet_cases(root, images_dir, labels_dir, meta, override, complete)
         else:
             found, found_problems = _msd_cases(root, images_dir, labels_dir, meta, override)
         cases += found
@@ -367,8 +396,9 @@ def _msd_cases(
 
 
 def _nnunet_cases(
-    root: Path, images_dir: Path, labels_dir: Path, meta: dict | None, override: LabelConvention | None
-) -> tuple[list[CaseFiles], list[Problem]]:
+    root: Path, images_dir: Path, labels_dir: Path, meta: dict | None, override: LabelConvention | None,
+    complete: bool = True,
+) -> tuple[list[CaseFiles], list[Problem]]:  # fmt: skip
     names = (meta or {}).get("channel_names") or (meta or {}).get("modality")
     if not names:
         raise InputError(
@@ -390,19 +420,13 @@ def _nnunet_cases(
         by_case.setdefault(stem[:-5], {})[int(stem[-4:])] = path
     cases, problems = [], []
     for case_id, channels in sorted(by_case.items()):
-        missing = [i for i in range(4) if i not in channels]
-        if missing:
-            for index in missing:
-                problems.append(
-                    Problem(
-                        case_id,
-                        images_dir / f"{case_id}_{index:04d}.nii.gz",
-                        f"channel {index} ({order[index]}) missing",
-                        "add the file, or remove the case's other channels",
-                    )
-                )
+        missing = [i for i in range(len(MODALITIES)) if i not in channels]
+        absent = absent_problem(case_id, [images_dir / f"{case_id}_{i:04d}.nii.gz" for i in missing],
+                                [f"channel {i} ({order[i]})" for i in missing], complete)  # fmt: skip
+        if absent:
+            problems += absent
             continue
-        images = tuple(channels[order.index(m)] for m in MODALITIES)
+        images = tuple(channels.get(order.index(m)) for m in MODALITIES)
         cases.append(CaseFiles(case_id, "nnunet", images, _label_file(labels_dir, case_id), convention))
     return cases, problems
 
@@ -416,28 +440,29 @@ def _label_file(labels_dir: Path, stem: str) -> Path | None:
 
 def _holds_cases(folder: Path, depth: int) -> bool:
     """Whether ``folder`` or a folder below it (down to ``depth`` levels) is a case folder or an MSD/nnU-Net root."""
-    if _brats_layout_of(folder) or any(_is_dir(folder / name) for name in IMAGE_FOLDERS):
+    if case_layout(folder) or any(_is_dir(folder / name) for name in IMAGE_FOLDERS):
         return True
     return depth > 0 and any(_holds_cases(p, depth - 1) for p in _visible_entries(folder) if _is_dir(p))
 
 
-def _scan(root: Path, depth: int, override: LabelConvention | None) -> tuple[list[CaseFiles], list[Problem]]:
+def _scan(root: Path, depth: int, override: LabelConvention | None,
+          complete: bool = True) -> tuple[list[CaseFiles], list[Problem]]:  # fmt: skip
     """The cases at and below ``root``: an MSD/nnU-Net root, or folders of case folders, possibly nested."""
     if any(_is_dir(root / name) for name in IMAGE_FOLDERS):
-        return _image_folder_cases(root, override)
+        return _image_folder_cases(root, override, complete)
     cases, problems = [], []
     for entry in _visible_entries(root):
         if not _is_dir(entry):
             if not _is_metadata(entry):
                 problems.append(Problem("-", entry, "unexpected file among case folders", "move it elsewhere"))
             continue
-        layout = _brats_layout_of(entry)
+        layout = case_layout(entry)
         if layout is not None:
-            case, case_problems = _brats_case(entry, layout)
+            case, case_problems = _brats_case(entry, layout, complete)
             problems += case_problems
             cases += [case if override is None else replace(case, convention=override)] if case else []
         elif depth > 0 and _holds_cases(entry, depth - 1):
-            found, found_problems = _scan(entry, depth - 1, override)
+            found, found_problems = _scan(entry, depth - 1, override, complete)
             cases += found
             problems += found_problems
         else:
@@ -446,17 +471,21 @@ def _scan(root: Path, depth: int, override: LabelConvention | None) -> tuple[lis
     return cases, problems
 
 
-def scan_dataset(folder: str | Path, label_convention: str | None = None) -> tuple[list[CaseFiles], list[Problem]]:
+def scan_dataset(folder: str | Path, label_convention: str | None = None,
+                 complete: bool = True) -> tuple[list[CaseFiles], list[Problem]]:  # fmt: skip
     """All cases of a dataset folder in any layout, and the problems found on the way.
 
     Args:
         label_convention: read every label in this named convention (``--label-convention``) instead of the one
             its layout implies.
+        complete: a case lacking a sequence is a problem (training, ``glioseg check``); else it is read with that
+            sequence absent (prediction: :attr:`CaseFiles.absent`).
     """
     root = Path(folder)
     if not _is_dir(root):
         raise InputError(root, "no such dataset folder", "give the folder that holds the cases")
-    cases, problems = _scan(root, MAX_DEPTH, None if label_convention is None else get_convention(label_convention))
+    override = None if label_convention is None else get_convention(label_convention)
+    cases, problems = _scan(root, MAX_DEPTH, override, complete)
     counts = Counter(c.case_id for c in cases)
     for case_id, count in counts.items():
         if count > 1:
@@ -474,25 +503,25 @@ def scan_dataset(folder: str | Path, label_convention: str | None = None) -> tup
     return cases, problems
 
 
-def locate_case(path: str | Path, label_convention: str | None = None) -> CaseFiles:
+def locate_case(path: str | Path, label_convention: str | None = None, complete: bool = True) -> CaseFiles:
     """The files of one case given as a BraTS case folder, a 4D image (MSD style, in any folder) or one nnU-Net
-    channel file."""
+    channel file; ``complete`` as :func:`scan_dataset`'s."""
     path = Path(path)
     if _is_dir(path):
-        layout = _brats_layout_of(path)
+        layout = case_layout(path)
         if layout is None:
             raise InputError(path, "this folder holds no BraTS-named NIfTI files",
                              f"give a case folder ({case_folder_names()}), a 4D image or an nnU-Net "
                              "<case>_0000.nii.gz")  # fmt: skip
-        case, problems = _brats_case(path, layout)
+        case, problems = _brats_case(path, layout, complete)
         if case is None:
             first = next((p for p in problems if "missing" in p.problem), problems[0])
             raise InputError(first.path, first.problem, first.fix)
         return case if label_convention is None else replace(case, convention=get_convention(label_convention))
-    return _file_case(path, None if label_convention is None else get_convention(label_convention))
+    return _file_case(path, None if label_convention is None else get_convention(label_convention), complete)
 
 
-def _file_case(path: Path, override: LabelConvention | None) -> CaseFiles:
+def _file_case(path: Path, override: LabelConvention | None, complete: bool = True) -> CaseFiles:
     """A case named by one file: an nnU-Net channel file (its siblings complete it) or a 4D image. A label is looked
     for only where a dataset keeps one (``labelsTr`` beside ``imagesTr``), never beside a file in any folder."""
     stem = strip_nifti(path.name)
@@ -503,8 +532,10 @@ def _file_case(path: Path, override: LabelConvention | None) -> CaseFiles:
     root = images_dir.parent if in_dataset else images_dir
     labels_dir = root / images_dir.name.replace("images", "labels")
     meta = _read_dataset_json(root) if in_dataset else None
-    if _is_channel_file(stem) and (images_dir / f"{stem[:-5]}_0001{path.name[len(stem) :]}").exists():
-        cases, problems = _nnunet_cases(root, images_dir, labels_dir, meta, override)
+    ending = path.name[len(stem) :]
+    siblings = [c for c in range(len(MODALITIES)) if (images_dir / f"{stem[:-5]}_{c:04d}{ending}").exists()]
+    if _is_channel_file(stem) and len(siblings) > 1:  # a channel of several, not an MSD file named like one
+        cases, problems = _nnunet_cases(root, images_dir, labels_dir, meta, override, complete)
         for case in cases:
             if case.case_id == stem[:-5]:
                 return case

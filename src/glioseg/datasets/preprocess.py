@@ -132,7 +132,7 @@ class CachedCase:
 def source_fingerprint(files: CaseFiles) -> list[list]:
     """What identifies a case's source: path, size and modification time of each file, how its label numbers the
     compartments (``--label-convention`` changes the cached labels) and which channel holds which modality."""
-    paths = [*files.images, *([files.label] if files.label else [])]
+    paths = [path for path in (*files.images, files.label) if path is not None]
     reading = [[[k, v] for k, v in sorted(files.convention.file_to_internal.items())], list(files.channels)]  # as JSON
     return [[str(Path(p).resolve()), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths] + [reading]
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from glioseg.core.config import REFERENCE
 from glioseg.core.errors import InputError
 from glioseg.datasets.cases import MAX_VOXELS, Case, find_cases, grid_mismatch, open_nifti, read_case
-from glioseg.datasets.layouts import MODALITIES, CaseFiles, locate_case
-from glioseg.raw.prepare import REFERENCE, STRIPPED_MAX_ML
+from glioseg.datasets.layouts import MODALITIES, CaseFiles, case_layout, locate_case
+from glioseg.raw.prepare import STRIPPED_MAX_ML
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,9 @@ def raw_input_of(files: CaseFiles, mode: str) -> RawInput | None:
             raise InputError(files.images[0], "one 4D file holds all four sequences on one grid: nothing to prepare",
                              "leave out --prepare always for this case")  # fmt: skip
         return None
-    niftis = [open_nifti(path) for path in files.images]
-    reference = niftis[MODALITIES.index(REFERENCE)]
-    for path, nifti in zip(files.images, niftis):
+    niftis = {path: open_nifti(path) for path in files.images if path is not None}
+    reference = niftis[files.images[MODALITIES.index(REFERENCE)] or files.first_image]
+    for path, nifti in niftis.items():
         mismatch = grid_mismatch(reference, nifti)
         if mismatch:
             if mode == "never":
@@ -76,22 +77,36 @@ def raw_input_of(files: CaseFiles, mode: str) -> RawInput | None:
 
 
 def head_reason(case: Case) -> str | None:
-    """Why a case read as BraTS-ready is a head rather than a brain (its T1Gd's non-zero volume), or None."""
-    volume = float(np.count_nonzero(case.image[MODALITIES.index(REFERENCE)])) * float(np.prod(case.spacing)) / 1000
+    """Why a case read as BraTS-ready is a head rather than a brain (its T1Gd's non-zero volume, or its first
+    sequence's without a T1Gd), or None."""
+    seen = REFERENCE if REFERENCE not in case.absent else next(m for m in MODALITIES if m not in case.absent)
+    volume = float(np.count_nonzero(case.image[MODALITIES.index(seen)])) * float(np.prod(case.spacing)) / 1000
     if volume <= STRIPPED_MAX_ML:
         return None
-    return f"the T1Gd holds {volume:.0f} mL of non-zero voxels: a head, not a skull-stripped brain"
+    return f"the {seen} holds {volume:.0f} mL of non-zero voxels: a head, not a skull-stripped brain"
 
 
 def as_raw(files: CaseFiles, reason: str) -> RawInput:
-    """Four NIfTI files to prepare, for ``reason``."""
-    return RawInput(files.case_id, files.images[0].parent, dict(zip(MODALITIES, files.images)), reason)
+    """The NIfTI files to prepare (four, or three without the one the case lacks), for ``reason``.
+
+    Raises:
+        InputError: the T1Gd is absent (raw scans are prepared on its grid).
+    """
+    if REFERENCE in files.absent:
+        raise InputError(files.first_image.parent, f"raw scans to prepare ({reason}) without a T1Gd: glioseg "
+                         "registers raw scans onto the T1Gd's grid",
+                         "add the T1Gd, or give the case BraTS-ready (co-registered on one grid, skull-stripped): a "
+                         "BraTS-ready case may lack its T1Gd")  # fmt: skip
+    return RawInput(files.case_id, files.first_image.parent, dict(zip(MODALITIES, files.images)), reason)
 
 
-def inputs_of(paths: list[Path], mode: str, datasets: bool = True) -> list[CaseFiles | RawInput]:
+def inputs_of(
+    paths: list[Path], mode: str, datasets: bool = True, complete: bool = False
+) -> list[CaseFiles | RawInput]:
     """What each path holds: a DICOM study (raw), or a case (BraTS folder, MSD 4D file, nnU-Net channel file) or, with
     ``datasets``, a dataset folder's cases; cases whose headers say they are not BraTS-ready come back as
-    :class:`RawInput` (the decision that needs the voxels is :func:`read_or_raw`'s).
+    :class:`RawInput` (the decision that needs the voxels is :func:`read_or_raw`'s). A case may lack one sequence
+    unless ``complete`` (``--require-all``).
 
     Raises:
         InputError: an input glioseg cannot read, raw input under ``never``, or a case id given twice.
@@ -101,12 +116,10 @@ def inputs_of(paths: list[Path], mode: str, datasets: bool = True) -> list[CaseF
         if path.is_dir() and holds_dicom(path):
             found.append(dicom_input(path, mode))
             continue
-        try:
-            cases = [locate_case(path)]
-        except InputError:
-            if not (datasets and path.is_dir()):
-                raise
-            cases = find_cases(path)
+        if datasets and path.is_dir() and case_layout(path) is None:
+            cases = find_cases(path, complete=complete)
+        else:
+            cases = [locate_case(path, complete=complete)]
         found += [raw_input_of(files, mode) or files for files in cases]
     ids = [c.case_id for c in found]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from glioseg.core.config import PredictConfig
+from glioseg.core.config import REFERENCE, PredictConfig
 from glioseg.core.files import atomic_path
 from glioseg.core.labels import LabelConvention
 from glioseg.core.registration import RigidTransform, resample
@@ -33,7 +33,7 @@ from glioseg.evaluation.metrics import volumes_ml
 from glioseg.inference.inputs import RawInput
 from glioseg.inference.postprocess import clean_label, label_from_probabilities
 from glioseg.inference.review import Review, write_review
-from glioseg.raw.prepare import PREPARED_LAYOUT, REFERENCE, prepare
+from glioseg.raw.prepare import PREPARED_LAYOUT, prepare
 from glioseg.raw.prepared import PreparedFiles, PrepareRecord
 
 PREPARED_FOLDER = "prepared"
@@ -117,13 +117,13 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
     folder = out / PREPARED_FOLDER / raw.case_id
     if not folder.exists():
         prepare(raw.nifti if raw.nifti is not None else raw.source, out / PREPARED_FOLDER, raw.case_id,
-                settings_choices(settings))  # fmt: skip
+                settings_choices(settings), complete=settings.require_all)  # fmt: skip
     files = PreparedFiles(folder)
-    case = read_case(locate_case(folder))
+    case = read_case(locate_case(folder, complete=False))
     prediction = model.predict(case, settings, keep_probabilities=True)
     write_label(out / PREPARED_FOLDER / f"{raw.case_id}.nii.gz", prediction.label, case, convention)
     grids = native_grids(files)
-    roles = MODALITIES if settings.native_grids == "all" else (REFERENCE,)
+    roles = [m for m in MODALITIES if m not in case.absent] if settings.native_grids == "all" else [REFERENCE]
     labels = {}
     for role in roles:
         label = native_label(prediction.probabilities, case.affine, grids[role], motion_onto(files, role),

@@ -44,7 +44,15 @@ from glioseg.inference.postprocess import (
     uncrop_label,
     uncrop_probabilities,
 )
-from glioseg.inference.review import Review, member_doubt, read_review, review_of, write_review
+from glioseg.inference.review import (
+    Measured,
+    Review,
+    member_doubt,
+    read_measurements,
+    read_review,
+    review_of,
+    write_review,
+)
 from glioseg.inference.sliding_window import ensemble_probabilities
 from glioseg.network.devices import choose_device
 from glioseg.network.runs import checkpoint_path, load_checkpoint, run_config_of
@@ -95,12 +103,14 @@ class _Stopwatch:
 
 @dataclass
 class Model:
-    """Trained networks (one per run; several runs ensemble) sharing one configuration."""
+    """Trained networks (one per run; several runs ensemble) sharing one configuration; ``measured``: their
+    cross-validated Dice with each sequence left out, where it was measured (:mod:`glioseg.inference.review`)."""
 
     networks: list[Network]
     config: RunConfig
     device: torch.device
     sources: list[Path]
+    measured: Measured | None = None
 
     def predict(
         self,
@@ -110,7 +120,9 @@ class Model:
         timings: dict[str, float] | None = None,
         **changes,
     ) -> Prediction:
-        """Segment a case (see module doc); the label lies on the case's grid.
+        """Segment a case (see module doc); the label lies on the case's grid. A sequence the case lacks
+        (``case.absent``: ``read_case(folder, complete=False)``) or that ``settings.without`` names is segmented
+        without, and its review says how reliable that is.
 
         Args:
             settings: TTA, overlap, window and cleaning (``config.PredictConfig``); ``changes`` replace some of
@@ -120,10 +132,11 @@ class Model:
         """
         settings = dataclasses.replace(settings, **changes)
         if case.image.shape[0] != self.config.model.in_channels:
-            raise InputError(case.files.images[0], f"{case.image.shape[0]} channels, the model takes "
+            raise InputError(case.files.first_image, f"{case.image.shape[0]} channels, the model takes "
                              f"{self.config.model.in_channels}", "give the four modalities")  # fmt: skip
         clock = _Stopwatch(timings)
-        if settings.without:
+        absent = tuple(m for m in MODALITIES if m in case.absent or m in settings.without)
+        if settings.without:  # a sequence the case lacks is zero already (read_case)
             case = dataclasses.replace(case, image=case.image.copy())
             case.image[[MODALITIES.index(name) for name in settings.without]] = 0
         prepared = preprocess_case(case, self.config.preprocess)
@@ -148,7 +161,7 @@ class Model:
             uncrop_probabilities(mean, prepared.box, prepared.original_shape, head) if keep_probabilities else None,
             uncertainty,
             volumes_ml(label, case.spacing),
-            review_of(doubts, settings.review_threshold),
+            review_of(doubts, settings.review_threshold, absent, self.measured),
         )
 
     def window_size(self, shape: tuple[int, ...], window: tuple[int, int, int] | str | None) -> tuple[int, int, int]:
@@ -208,7 +221,9 @@ def load_model(
         config = config or run_config
         network = build_network(run_config.model, state["model"], path)
         networks.append(_engine_network(engine, network, path, run_config, torch_device))
-    return Model(networks, config, torch_device, paths)  # type: ignore[arg-type]
+    folders = {run.resolve().parent for run in runs}  # the measurements beside the runs: one folder holds them all
+    measured = read_measurements(folders.pop()) if len(folders) == 1 else None
+    return Model(networks, config, torch_device, paths, measured)  # type: ignore[arg-type]
 
 
 def _engine_network(engine: str, network, checkpoint: Path, config: RunConfig, device: torch.device) -> Network:
@@ -244,7 +259,7 @@ def predict_cohort(
     progress: bool = True,
 ) -> list[Path]:  # fmt: skip
     """Predict every case of ``inputs`` into ``out``; returns the mask paths (done before or now)."""
-    cases = inputs_of(inputs, settings.prepare)
+    cases = inputs_of(inputs, settings.prepare, complete=settings.require_all)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     fresh = not (out / "predict.json").exists()
     if rank == 0:
@@ -352,7 +367,8 @@ def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: P
     return path, write_lesions(out / "lesions.csv", lesions)
 
 
-QUALITY_FIELDS = ("case_id", "review_score", "review_advised", *(f"doubt_{region}" for region in REGIONS))
+QUALITY_FIELDS = ("case_id", "review_score", "review_advised", *(f"doubt_{region}" for region in REGIONS), "absent",
+                  "unreliable")  # fmt: skip
 """The columns of ``quality.csv``: each case's review score, flag and signals (:mod:`glioseg.inference.review`)."""
 
 
@@ -404,7 +420,10 @@ def write_case_index(out: Path, cases: list[CaseFiles | RawInput], settings: Pre
             entry.update(source=str(case_source(files).resolve()), has_label=files.label is not None)
         review = read_review(out, files.case_id)
         if review is not None:
-            entry.update(review_score=review["review_score"], review_advised=review["review_advised"])
+            absent = review.get("absent", "").split()
+            entry.update(review_score=review["review_score"], review_advised=review["review_advised"],
+                         sequences=[m for m in MODALITIES if m not in absent], absent=absent,
+                         unreliable=review.get("unreliable", "").split())  # fmt: skip
         index.append(entry)
     path = out / "cases.json"
     with atomic_path(path) as temporary:
@@ -414,7 +433,7 @@ def write_case_index(out: Path, cases: list[CaseFiles | RawInput], settings: Pre
 
 def case_source(files: CaseFiles) -> Path:
     """The path that names a case: its folder (BraTS layouts) or its first image file (MSD, nnU-Net)."""
-    return files.images[0].parent if LAYOUTS[files.layout].case_folders else files.images[0]
+    return files.first_image.parent if LAYOUTS[files.layout].case_folders else files.first_image
 
 
 def read_case_index(pred_dir: Path) -> list[dict]:

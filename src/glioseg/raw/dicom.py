@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from glioseg.core.config import MAX_ABSENT_SEQUENCES, MODALITIES, REFERENCE
 from glioseg.core.errors import InputError
 from glioseg.datasets.cases import MAX_VOXELS, SPACING_RANGE_MM
-from glioseg.datasets.layouts import MODALITIES
 
 LEFT_OUT = (
     ("localiser", re.compile(r"loc|scout|survey|3.?plane|aahead|calibration", re.IGNORECASE)),
@@ -327,16 +327,24 @@ def parse_choices(choices: list[str]) -> dict[str, str]:
     return out
 
 
-def choose_series(folder: Path, series: list[Series], choices: dict[str, str]) -> dict[str, Series]:
-    """The series of each of the four sequences: ``choices`` (series number or UID) first, then the tags.
+def choose_series(folder: Path, series: list[Series], choices: dict[str, str],
+                  complete: bool = True) -> dict[str, Series]:  # fmt: skip
+    """The series of each of the four sequences: ``choices`` (series number or UID) first, then the tags. Unless
+    ``complete``, a study may lack one sequence other than the T1Gd (the grid everything is prepared on): it is then
+    left out of what this returns.
 
     Raises:
         InputError: a sequence with no series or several, listing the series and how to choose.
     """
     roles = {s.uid: role_of(s) for s in series}
+    found = {role for role, _ in roles.values()} | set(choices)
+    absent = [role for role in MODALITIES if role not in found]
+    may_lack = not complete and len(absent) <= MAX_ABSENT_SEQUENCES and REFERENCE not in absent
     chosen: dict[str, Series] = {}
     problems, fixes = [], []
     for role in MODALITIES:
+        if role in absent and may_lack:
+            continue
         if role in choices:
             wanted = choices[role]
             matches = [s for s in series if s.uid == wanted or str(s.number) == wanted]

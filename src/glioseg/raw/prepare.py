@@ -24,7 +24,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from glioseg.core.config import PrepareConfig
+from glioseg.core.config import REFERENCE, PrepareConfig
 from glioseg.core.errors import InputError
 from glioseg.core.files import make_folder
 from glioseg.core.registration import RigidTransform, register_rigid, resample
@@ -32,7 +32,6 @@ from glioseg.datasets.cases import check_geometry, check_signal, load_voxels, op
 from glioseg.datasets.layouts import LAYOUTS, MODALITIES
 from glioseg.raw.prepared import PreparedFiles, PrepareRecord
 
-REFERENCE = "T1Gd"
 PREPARED_LAYOUT = LAYOUTS["brats2021"]
 """A prepared case is a BraTS 2018-2021 case folder (what ``glioseg predict`` and the viewer read)."""
 SPACING_MM = 1.0
@@ -63,13 +62,14 @@ class Prepared:
     brain_ml: float
 
 
-def dicom_images(study: Path, choices: dict[str, str], work: Path) -> tuple[dict[str, nib.Nifti1Image], dict]:
-    """The four sequences of a DICOM study, each series converted by dcm2niix (in ``work``), and which series each
-    is (number, UID, files: what ``prepare.json`` records, so that a DICOM SEG can reference the T1Gd's files
-    without reading the study's headers again)."""
+def dicom_images(study: Path, choices: dict[str, str], work: Path,
+                 complete: bool = True) -> tuple[dict[str, nib.Nifti1Image], dict]:  # fmt: skip
+    """The four sequences of a DICOM study (three, where it lacks one and ``complete`` is False), each series
+    converted by dcm2niix (in ``work``), and which series each is (number, UID, files: what ``prepare.json`` records,
+    so that a DICOM SEG can reference the T1Gd's files without reading the study's headers again)."""
     from glioseg.raw.dicom import choose_series, scan_study
 
-    chosen = choose_series(study, scan_study(study), choices)
+    chosen = choose_series(study, scan_study(study), choices, complete)
     images = {}
     for role, series in chosen.items():
         image = convert_series(series.files, work / role, f"series {series.number} of {study}")
@@ -208,15 +208,15 @@ class Registered:
 
 
 def register_sequences(canonical: dict[str, nib.Nifti1Image]) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
-    """The reference resampled to 1 mm, the others registered rigidly onto it and resampled there (cubic B-spline):
-    ``(volumes, affine, motions)``."""
+    """The reference resampled to 1 mm, the others (those there are) registered rigidly onto it and resampled there
+    (cubic B-spline): ``(volumes, affine, motions)``."""
     shape, affine = reference_grid(canonical[REFERENCE])
     identity = _identity()
     reference = np.asarray(canonical[REFERENCE].dataobj, dtype=np.float32)
     volumes = {REFERENCE: resample(reference, canonical[REFERENCE].affine, shape, affine, identity, labels=False,
                                    sharp=True)}  # fmt: skip
     motions = {REFERENCE: identity}
-    for role in (r for r in MODALITIES if r != REFERENCE):
+    for role in (r for r in MODALITIES if r != REFERENCE and r in canonical):
         data = np.asarray(canonical[role].dataobj, dtype=np.float32)
         motions[role] = register_rigid(volumes[REFERENCE], affine, data, canonical[role].affine)
         volumes[role] = resample(data, canonical[role].affine, shape, affine, motions[role], labels=False, sharp=True)
@@ -227,14 +227,15 @@ def prepare_case(
     images: dict[str, nib.Nifti1Image], out: Path, case_id: str, settings: PrepareConfig = PrepareConfig(),
     sources: dict | None = None,
 ) -> Prepared:  # fmt: skip
-    """Put four raw sequences onto the T1Gd's 1 mm grid, registered, brain extracted; write the case folder.
-    ``sources`` (where each sequence came from) goes into ``prepare.json`` as it is."""
-    canonical = {role: nib.as_closest_canonical(images[role]) for role in MODALITIES}
+    """Put four raw sequences (or three: a case may lack one but the T1Gd) onto the T1Gd's 1 mm grid, registered,
+    brain extracted; write the case folder. ``sources`` (where each sequence came from) goes into ``prepare.json``
+    as it is."""
+    canonical = {role: nib.as_closest_canonical(images[role]) for role in MODALITIES if role in images}
     volumes, affine, motions = register_sequences(canonical)
     stripped = looks_skull_stripped(canonical[REFERENCE])
     extracted = settings.brain_extraction == "deepbet" or (settings.brain_extraction == "auto" and not stripped)
     if extracted:
-        mask = brain_mask(volumes["T1"], affine)
+        mask = brain_mask(volumes["T1"] if "T1" in volumes else volumes[REFERENCE], affine)  # deepbet: T1-weighted
         volumes = {role: np.where(mask, volume, 0).astype(np.float32) for role, volume in volumes.items()}
     else:  # kept as it is: the brain is what the input kept (none is lost)
         mask = volumes[REFERENCE] > 0
@@ -269,16 +270,16 @@ def _write(out: Path, registered: Registered, record: PrepareRecord, native_refe
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{record.case}-", dir=out))
     files = PreparedFiles(staging)
     try:
-        for role in MODALITIES:
-            nib.save(nib.Nifti1Image(registered.volumes[role], registered.affine),
-                     staging / PREPARED_LAYOUT.file_name(record.case, role))  # fmt: skip
+        for role, volume in registered.volumes.items():
+            nib.save(nib.Nifti1Image(volume, registered.affine), staging / PREPARED_LAYOUT.file_name(record.case, role))
         files.transform(REFERENCE).parent.mkdir(parents=True)
         nib.save(nib.Nifti1Image(registered.mask.astype(np.uint8), registered.affine), files.brain_mask)
         for role, motion in registered.motions.items():
             sitk.WriteTransform(motion.transform, str(files.transform(role)))
         record.write(files)
         nib.save(native_reference, files.native_reference)
-        image = np.stack([registered.volumes[role] for role in MODALITIES])
+        blank = np.zeros_like(registered.volumes[REFERENCE])  # a sequence the case lacks: shown black
+        image = np.stack([registered.volumes.get(role, blank) for role in MODALITIES])
         shown = registered.mask.astype(np.uint8) if record.brain_extracted else None  # the mask where made here
         title = f"{record.case}: brain mask" if record.brain_extracted else record.case
         save_case_preview(image, shown, files.qc, title, registered.affine)
@@ -290,10 +291,13 @@ def _write(out: Path, registered: Registered, record: PrepareRecord, native_refe
 
 def prepare(
     inputs: dict[str, Path] | Path, out: Path, case_id: str | None = None, choices: dict[str, str] | None = None,
-    settings: PrepareConfig = PrepareConfig(),
+    settings: PrepareConfig = PrepareConfig(), complete: bool = True,
 ) -> Prepared:  # fmt: skip
-    """A DICOM study folder, or ``{sequence: NIfTI file}`` for the four sequences -> a BraTS-ready case in ``out``."""
+    """A DICOM study folder, or ``{sequence: NIfTI file}`` for the four sequences -> a BraTS-ready case in ``out``.
+    Unless ``complete``, the study or the files may lack one sequence other than the T1Gd."""
     out = Path(out)
+    if isinstance(inputs, dict):
+        inputs = {role: path for role, path in inputs.items() if path is not None}
     name = case_id or (Path(inputs[REFERENCE]).name.split(".")[0] if isinstance(inputs, dict) else Path(inputs).name)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder", "choose another --out")
@@ -304,5 +308,5 @@ def prepare(
             images = nifti_images(inputs)
             sources = {role: {"file": str(Path(path).resolve())} for role, path in inputs.items()}
         else:
-            images, sources = dicom_images(Path(inputs), choices or {}, Path(work))
+            images, sources = dicom_images(Path(inputs), choices or {}, Path(work), complete)
         return prepare_case(images, out, name, settings, sources)

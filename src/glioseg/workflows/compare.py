@@ -89,7 +89,7 @@ def compare(
         if mask is not None:
             convention = CONVENTIONS[mask_labels] if mask_labels else case.files.convention
             files = dataclasses.replace(case.files, label=Path(mask), convention=convention)
-            labels.append(read_label(files, open_nifti(case.files.images[0])))
+            labels.append(read_label(files, open_nifti(case.files.first_image)))
             predicted.append(False)
         else:
             from glioseg.inference.predict import load_model

@@ -219,18 +219,27 @@ REVIEW_BADGE = ' <span class="review">review advised</span>'
 
 
 def _review_section(predictions: Path) -> str:
-    """The cases a reader should check first (their review flag up), each with its badge; empty where none is."""
+    """The cases a reader should check first (their review flag up), each with its badge and why: doubt about its
+    enhancing tumour, or a sequence it lacked and the regions unreliable without it; empty where none is."""
     from glioseg.inference.predict import read_case_index
 
     entries = read_case_index(predictions)
     flagged = [entry for entry in entries if entry.get("review_advised")]
     if not flagged:
         return ""
-    items = "".join(f"<li>{html.escape(entry['case_id'])}{REVIEW_BADGE} score {entry['review_score']:.2f}</li>"
+    items = "".join(f"<li>{html.escape(entry['case_id'])}{REVIEW_BADGE} {html.escape(_review_reason(entry))}</li>"
                     for entry in flagged)  # fmt: skip
     return (f"<h2>Review advised</h2><p>{len(flagged)} of {len(entries)} cases: the model is unsure of their "
-            "enhancing tumour; check enhancing tumour and tumour core before using their numbers "
+            "enhancing tumour, or they lacked a sequence; check the regions named before using their numbers "
             f"(<code>quality.csv</code> has every case's score).</p><ul>{items}</ul>")  # fmt: skip
+
+
+def _review_reason(entry: dict) -> str:
+    """Why a case is flagged, from its ``cases.json`` entry."""
+    if entry.get("absent"):
+        unreliable = ", ".join(entry.get("unreliable", [])) or "no region"
+        return f"segmented without {' or '.join(entry['absent'])} (the case lacks it): {unreliable} unreliable"
+    return f"score {entry['review_score']:.2f}: doubt about enhancing tumour"
 
 
 def _overlay_section(predictions: Path, rows: list[dict]) -> str:
@@ -267,7 +276,7 @@ def _case_overlay(predictions: Path, entry: dict):
     from glioseg.datasets.cases import read_case
     from glioseg.evaluation.figures import plot_overlay
 
-    case = read_case(entry["source"])
+    case = read_case(entry["source"], complete=False)
     mask = np.asarray(nib.load(predictions / entry["mask"]).dataobj)
     return plot_overlay(case, convention_from_record(entry["mask_convention"]).to_internal(mask))
 

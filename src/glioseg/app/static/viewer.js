@@ -62,11 +62,18 @@ async function showJob(job) {
 }
 
 function showReview(review) {
-  // the review flag (glioseg.inference.review): a banner where the model doubts its enhancing tumour
+  // the review flag (glioseg.inference.review): a banner where the model doubts its enhancing tumour, or where the
+  // case lacked a sequence (which regions are then unreliable)
   const banner = $("review");
   banner.hidden = !(review && review.review_advised);
-  banner.textContent = banner.hidden ? "" : `Review advised (score ${review.review_score.toFixed(2)}): the model ` +
-    "is unsure of the enhancing tumour. Check enhancing tumour and tumour core before using these numbers.";
+  if (banner.hidden) return (banner.textContent = "");
+  const absent = (review.absent || "").split(" ").filter(Boolean);
+  const unreliable = (review.unreliable || "").split(" ").filter(Boolean);
+  banner.textContent = absent.length
+    ? `Review advised: segmented without ${absent.join(" or ")} (the case lacks it); ` +
+      (unreliable.length ? `${unreliable.join(", ")} unreliable.` : "the other regions as the model card measured.")
+    : `Review advised (score ${review.review_score.toFixed(2)}): the model is unsure of the enhancing tumour. ` +
+      "Check enhancing tumour and tumour core before using these numbers.";
 }
 
 function goTo(mm) {
