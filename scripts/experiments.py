@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from glioseg.inference.review import MEASUREMENTS  # the table's name, as prediction reads it beside a model's runs
+
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "docs" / "model" / "experiments"
 SPLITS = REPO / "docs" / "model" / "splits_28.json"
@@ -250,8 +252,6 @@ def collect(archive: Path, data: Path, runs: Path, where: str, experiments: Path
 
 # ---- missing sequences ----------------------------------------------------------------------------------
 
-MISSING_FILE = "missing-sequences.csv"
-
 
 def missing(name: str, data: Path, runs: Path, experiments: Path = EXPERIMENTS,
             sequences: tuple[str, ...] | None = None) -> Path:  # fmt: skip
@@ -280,7 +280,7 @@ def missing(name: str, data: Path, runs: Path, experiments: Path = EXPERIMENTS,
                 mean, low, high = found[f"{region} {column}"]
                 row |= {column: round(mean, 4), f"{column}_low": round(low, 4), f"{column}_high": round(high, 4)}
             rows.append(row)
-    path = experiments / name / MISSING_FILE
+    path = experiments / name / MEASUREMENTS
     with open(path, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -384,10 +384,10 @@ def summary(experiments: Path = EXPERIMENTS) -> Path:
         worst = ", ".join(f"{c} ({wt:.2f}/{tc:.2f}/{et:.2f})" for c, wt, tc, et in found["worst"])
         details += [f"## {name}", "", about, "", f"Options: `{' '.join(recipe_options(name, experiments))}`", "",
                     f"Five worst (WT/TC/ET Dice): {worst}.", ""]  # fmt: skip
-        if (experiments / name / MISSING_FILE).exists():
+        if (experiments / name / MEASUREMENTS).exists():
             details += ["A sequence missing (each case by the fold that held it out, that sequence set to zero; "
                         f"`scripts/experiments.py missing {name}`):", "",
-                        *missing_table(experiments / name / MISSING_FILE), ""]  # fmt: skip
+                        *missing_table(experiments / name / MEASUREMENTS), ""]  # fmt: skip
     out = experiments / "README.md"
     out.write_text("\n".join([*lines, "", *details]).rstrip() + "\n")
     return out

@@ -1,9 +1,12 @@
 """The public API (``import glioseg``) and saved checkpoints keep working whatever moves inside the package."""
 
 import pickletools
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 import glioseg
 from glioseg.inference.predict import SHIPPED_MODELS
@@ -26,6 +29,18 @@ def test_the_public_api_from_reading_to_an_overlay(tiny_runs, cohort_factory, tm
     assert set(glioseg.sens_spec_table(prediction, case.label).index) == {"edema", "core", "enhancing"}
     glioseg.plot_overlay(case, prediction).savefig(tmp_path / "overlay.png")
     assert (tmp_path / "overlay.png").stat().st_size > 1000
+
+
+def test_the_public_api_segments_a_case_lacking_a_sequence(tiny_runs, cohort_factory, tmp_path):
+    source = glioseg.find_cases(cohort_factory("brats2021", cases=1, shape=(40, 40, 32)))[0]
+    folder = Path(shutil.copytree(source.images[0].parent, tmp_path / source.case_id))
+    (folder / f"{source.case_id}_flair.nii.gz").unlink()
+    with pytest.raises(glioseg.InputError, match="FLAIR image missing"):
+        glioseg.load_case(folder)
+    case = glioseg.load_case(folder, complete=False)
+    assert case.absent == ("FLAIR",)
+    review = glioseg.load_model(tiny_runs(0), device="cpu").predict(case).review
+    assert review.absent == ("FLAIR",) and review.advised and review.unreliable == ("WT", "TC", "ET")  # unmeasured
 
 
 def pickled_globals(checkpoint) -> set[str]:

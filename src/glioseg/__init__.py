@@ -5,6 +5,8 @@
     model = glioseg.load_model("runs/fold0")            # a run folder (several: an ensemble)
     pred = model.predict(case)                          # label on the case's grid, volumes, ...
     pred.review.score, pred.review.advised              # whether a reader should check it (MODEL_CARD.md)
+    lacking = glioseg.load_case("case_without_t1/", complete=False)  # a case lacking a sequence
+    model.predict(lacking).review.unreliable            # the regions not to trust without it
     glioseg.sens_spec_table(pred, case.label)           # pandas DataFrame per class
     glioseg.plot_overlay(case, pred, loc=(120, 120, 77)).savefig("overlay.png")
 
@@ -23,9 +25,10 @@ __all__ = [
 ]  # fmt: skip
 
 
-def load_case(path):
-    """Read a case in any supported layout (see :func:`glioseg.datasets.cases.read_case`)."""
-    return read_case(path)
+def load_case(path, complete: bool = True):
+    """Read a case in any supported layout; ``complete=False`` reads a case lacking one sequence (its channel zero,
+    named in ``case.absent``), which ``model.predict`` segments without it (``glioseg.datasets.cases.read_case``)."""
+    return read_case(path, complete=complete)
 
 
 def load_model(run=None, device: str = DEFAULT_DEVICE):
