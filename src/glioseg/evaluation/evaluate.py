@@ -132,7 +132,7 @@ def evaluate(
     ``pred_labels`` is the predictions' convention (default: what their ``predict.json`` says, else each ground
     truth's own). With ``settings.rules`` a BraTS year, its lesion-wise scores and its own whole-image metrics."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    truths = [c for c in find_cases(gt_dir, settings.label_convention)
+    truths = [c for c in find_cases(gt_dir, settings.label_convention, complete=False)  # labels are what it reads
               if c.label is not None and (case_ids is None or c.case_id in case_ids)]  # fmt: skip
     if not truths:
         raise InputError(gt_dir, "no labelled cases", "give the folder of ground-truth cases")
