@@ -137,6 +137,18 @@ def sr_values(path: Path) -> tuple[dict[str, float], list[dict], bool]:
     return volumes, lesions, bool(segmented)
 
 
+def sr_unreliable(path: Path) -> list[str]:
+    """The regions a glioseg DICOM SR's review group names unreliable (a sequence absent), read back by highdicom."""
+    import highdicom as hd
+
+    from glioseg.raw.dicom_sr import REVIEW_GROUP
+
+    for group in hd.sr.srread(path).content.get_image_measurement_groups():
+        if str(group.tracking_identifier) == REVIEW_GROUP:
+            return [item.value.value for item in group.get_qualitative_evaluations()[1:]]
+    return []
+
+
 def sr_review(path: Path) -> tuple[float, bool] | None:
     """The review score and flag a glioseg DICOM SR reports, read back by highdicom (None: it reports none)."""
     import highdicom as hd

@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_writer import sr_review, sr_values, write_study
+from dicom_writer import sr_review, sr_unreliable, sr_values, write_study
 from glioseg.evaluation.measurements import measure_case
 from glioseg.raw.dicom_seg import write_dicom_seg
 from glioseg.raw.dicom_sr import LOCAL_SCHEME, write_dicom_sr
@@ -78,7 +78,11 @@ def test_without_tumour_the_sr_says_so_and_references_no_seg(t1gd_series, tmp_pa
     volumes, lesions = measure_case(label, AFFINE, (2.0, 2.0, 2.0))
     sr = write_dicom_sr(tmp_path / "case_sr.dcm", volumes, lesions, t1gd_series, None, "m", (0.0, False))
     assert_dciodvfy_clean(sr)
-    assert sr_review(sr) == (0.0, False)
+    assert sr_review(sr) == (0.0, False) and sr_unreliable(sr) == []
+    lacking = write_dicom_sr(tmp_path / "lacking_sr.dcm", volumes, lesions, t1gd_series, None, "m", (0.0, True),
+                             unreliable=("TC", "ET"))  # fmt: skip
+    assert_dciodvfy_clean(lacking)
+    assert sr_review(lacking) == (0.0, True) and sr_unreliable(lacking) == ["TC", "ET"]
     read_volumes, read_lesions, segmented = sr_values(sr)
     assert not segmented and read_lesions == []
     assert set(read_volumes) == {"WT_ml", "TC_ml", "edema_ml", "core_ml", "enhancing_ml"}

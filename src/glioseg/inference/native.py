@@ -159,7 +159,7 @@ def _write_dicom_results(out: Path, case_id: str, label: np.ndarray, grid: Grid,
     volumes, lesions = measure_case(label, grid.affine, grid.header.get_zooms())
     written = review.row()  # the numbers quality.csv holds
     write_dicom_sr(out / f"{case_id}_sr.dcm", volumes, lesions, source, seg, model_id,
-                   (float(written["review_score"]), review.advised))  # fmt: skip
+                   (float(written["review_score"]), review.advised), review.unreliable)  # fmt: skip
 
 
 def settings_choices(settings: PredictConfig) -> dict[str, str]:

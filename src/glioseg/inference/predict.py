@@ -346,7 +346,8 @@ def _write_extras(out: Path, case: Case, prediction: Prediction, settings: Predi
 
 
 def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: PredictConfig) -> tuple[Path, Path]:
-    """``volumes.csv`` (tumour volume in mL per region and class of every predicted case) and ``lesions.csv`` (each
+    """``volumes.csv`` (tumour volume in mL per region and class of every predicted case, and the regions not to trust
+    where it lacked a sequence: :mod:`glioseg.inference.review`) and ``lesions.csv`` (each
     lesion's volumes, centroid and RANO diameters, :mod:`glioseg.evaluation.measurements`), from the masks as
     written; the rows of cases an earlier call predicted into ``out`` are kept (a DICOM node adds study by study)."""
     volumes, lesions = _earlier_rows(out / "volumes.csv", cases), _earlier_rows(out / "lesions.csv", cases)
@@ -357,11 +358,12 @@ def write_measurements(out: Path, cases: list[CaseFiles | RawInput], settings: P
         image = nib.load(mask)
         label = _output_convention(files, settings).to_internal(np.asarray(image.dataobj))
         measured, lesion_rows = measure_case(label, image.affine, image.header.get_zooms())
-        volumes.append({"case_id": files.case_id, **measured})
+        review = read_review(out, files.case_id) or {}
+        volumes.append({"case_id": files.case_id, **measured, "unreliable": review.get("unreliable", "")})
         lesions += [{"case_id": files.case_id, **row} for row in lesion_rows]
     path = out / "volumes.csv"
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=["case_id", *(f"{n}_ml" for n in STRUCTURE_NAMES)])
+        writer = csv.DictWriter(stream, fieldnames=["case_id", *(f"{n}_ml" for n in STRUCTURE_NAMES), "unreliable"])
         writer.writeheader()
         writer.writerows(volumes)
     return path, write_lesions(out / "lesions.csv", lesions)

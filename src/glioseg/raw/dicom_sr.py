@@ -31,6 +31,8 @@ LOCAL_SCHEME = "99GLIOSEG"
 """glioseg's private coding scheme (PS3.16 8.2: a designator beginning with 99), for what standard codes lack."""
 REGION_NAMES = {"WT": "Whole tumour (WT: edema, core and enhancing tumour)",
                 "TC": "Tumour core (TC: necrotic/non-enhancing core and enhancing tumour)"}  # fmt: skip
+REGION_TITLES = {"WT": "Whole tumour (WT)", "TC": "Tumour core (TC)", "ET": "Enhancing tumour (ET)"}
+"""Each region BraTS scores, as the review group names one unreliable (:mod:`glioseg.inference.review`)."""
 SERIES_DESCRIPTION = "glioseg tumour measurements (research use only)"
 REVIEW_GROUP = "Segmentation quality (review flag)"
 
@@ -53,6 +55,8 @@ def _codes():
         "procedure": Code("24590-2", "LN", "MR Brain"),
         "review score": Code("REVSCORE", LOCAL_SCHEME, "Review score (doubt about enhancing tumour)"),
         "review advised": Code("REVIEW", LOCAL_SCHEME, "Review advised"),
+        "unreliable": Code("UNRELIABLE", LOCAL_SCHEME, "Unreliable region (segmented without a sequence)"),
+        **{region: Code(region, LOCAL_SCHEME, REGION_TITLES[region]) for region in REGION_TITLES},
     }
 
 
@@ -121,8 +125,9 @@ def measurement_groups(volumes: dict[str, float], lesions: list[dict], seg, t1gd
     return groups
 
 
-def review_group(score: float, advised: bool, model_id: str):
-    """The review flag (:mod:`glioseg.inference.review`) as a qualitative evaluation, with its score (no units)."""
+def review_group(score: float, advised: bool, model_id: str, unreliable: tuple[str, ...] = ()):
+    """The review flag (:mod:`glioseg.inference.review`) as a qualitative evaluation, with its score (no units), and
+    each region unreliable because the case lacked a sequence as one more (its value names the region)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -133,16 +138,20 @@ def review_group(score: float, advised: bool, model_id: str):
         finding_type=code["tumour"], algorithm_id=algorithm,
         measurements=[_measurement(code["review score"], score, codes.UCUM.NoUnits, algorithm)],
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(code["review advised"],
-                                                             codes.SCT.Yes if advised else codes.SCT.No)],
+                                                             codes.SCT.Yes if advised else codes.SCT.No),
+                                 *(hd.sr.QualitativeEvaluation(code["unreliable"], code[region])
+                                   for region in unreliable)],
     )  # fmt: skip
 
 
 def write_dicom_sr(path: Path, volumes: dict[str, float], lesions: list[dict], source_files: tuple[Path, ...],
-                   seg_path: Path | None, model_id: str, review: tuple[float, bool] | None = None) -> Path:  # fmt: skip
+                   seg_path: Path | None, model_id: str, review: tuple[float, bool] | None = None,
+                   unreliable: tuple[str, ...] = ()) -> Path:  # fmt: skip
     """Write the measurements of one case as a DICOM SR in the study of the T1Gd series ``source_files``,
     referencing the SEG ``seg_path`` (None: no tumour, no SEG). ``volumes``: the case's ``volumes.csv`` values by
     column; ``lesions``: its ``lesions.csv`` rows (numbers, not text); ``review``: its review score and whether a
-    reader should check it (``quality.csv``), reported as a qualitative evaluation."""
+    reader should check it (``quality.csv``), reported as a qualitative evaluation, with the ``unreliable`` regions
+    (a sequence absent)."""
     import highdicom as hd
     import pydicom
     from pydicom.dataset import Dataset
@@ -160,7 +169,7 @@ def write_dicom_sr(path: Path, volumes: dict[str, float], lesions: list[dict], s
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
         procedure_reported=_codes()["procedure"],
         imaging_measurements=[*measurement_groups(volumes, lesions, seg, str(t1gd[0].SeriesInstanceUID), model_id),
-                              *([review_group(*review, model_id)] if review is not None else [])],
+                              *([review_group(*review, model_id, unreliable)] if review is not None else [])],
     )  # fmt: skip
     sr = hd.sr.Comprehensive3DSR(
         evidence=[*t1gd, *([seg] if seg is not None else [])],
