@@ -262,6 +262,17 @@ def test_series_and_predict_refuse_the_same_way(tmp_path):
     assert not list((tmp_path / "pred").rglob("*.nii.gz"))
 
 
+def test_series_says_which_sequence_a_study_lacks_and_refuses_a_study_without_t1gd(tmp_path):
+    written = study_of(tmp_path / "study")
+    shutil.rmtree(written["T2"][0].parent)
+    listed = glioseg_cli("series", tmp_path / "study")
+    assert listed.returncode == 0, listed.stderr
+    assert "T1Gd = series 4, T2 = none (segmented without it)" in " ".join(listed.stdout.split())
+    shutil.rmtree(written["T1Gd"][0].parent)
+    refused = glioseg_cli("series", tmp_path / "study")
+    assert refused.returncode == 2 and "no T1Gd series found" in refused.stderr
+
+
 def test_the_reason_for_an_orientation_change_is_given(tmp_path):
     orientation_changes_half_way(tmp_path / "study")
     result = glioseg_in_process("prepare", tmp_path / "study", "--out", tmp_path / "out")

@@ -19,6 +19,7 @@ from glioseg.core.config import (
     DEVICES,
     ENGINES,
     LABEL_CONVENTIONS,
+    MODALITIES,
     CohortConfig,
     EvaluateConfig,
     FollowupConfig,
@@ -448,7 +449,8 @@ def series(
 ) -> None:
     """List a DICOM study's series, what each is, and which FLAIR, T1, T1Gd and T2 glioseg would take.
 
-    Exits 2, listing the series and how to choose, when a sequence is missing or several series could be it.
+    Exits 2, listing the series and how to choose, when several series could be a sequence, or the T1Gd or two
+    sequences are missing (glioseg segments a study lacking one of FLAIR, T1, T2 without it).
     Example: glioseg series ~/studies/patient1 --series T1Gd=7
     """
     from rich.table import Table
@@ -464,8 +466,10 @@ def series(
         what = f"{role}: {why}" if role else why
         table.add_row(str(item.number), item.description, str(len(item.files)), str(item.frames), *timing, agent, what)
     Console(width=200).print(table)
-    chosen = choose_series(study, found, parse_choices(choose or []))
-    Console(width=200).print("uses: " + ", ".join(f"{role} = series {s.number}" for role, s in chosen.items()))
+    chosen = choose_series(study, found, parse_choices(choose or []), complete=False)  # as predict takes it
+    uses = [f"{role} = series {chosen[role].number}" if role in chosen else f"{role} = none (segmented without it)"
+            for role in MODALITIES]  # fmt: skip
+    Console(width=200).print("uses: " + ", ".join(uses))
 
 
 @app.command("synth-followup")
