@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
+import torch
 
 from glioseg.core.config import PreprocessConfig
 from glioseg.datasets.cases import find_cases
 from glioseg.datasets.preprocess import cache_dataset
-from glioseg.training.augment import augment_batch, random_flips, random_rotate_scale
+from glioseg.training.augment import augment_batch, random_flips, random_rotate_scale, simulate_thick_slices
 from glioseg.training.sampling import PatchBatches, batch_loader, extract_patch
 
 
@@ -149,3 +150,22 @@ def test_modality_dropout_zeroes_one_or_two_sequences_of_the_share_asked(cached)
     assert 2 < counts[1] / max(counts[2], 1) < 5  # one sequence three times as often as two
     np.testing.assert_array_equal(PatchBatches(cached, (16, 16, 16), batch=4, seed=3, modality_dropout=0.0)[5]["image"],
                                   plain[5]["image"])  # no dropout: the batches recipes always saw  # fmt: skip
+
+
+def test_thick_slices_average_along_one_axis_of_some_sequences_and_leave_the_rest():
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.standard_normal((64, 4, 12, 12, 12)).astype(np.float32))
+    made = simulate_thick_slices(image.clone(), np.random.default_rng(1), probability=0.5)
+    changed = [(p, c) for p in range(64) for c in range(4) if not torch.equal(made[p, c], image[p, c])]
+    patches = {p for p, _ in changed}
+    assert 20 < len(patches) < 44  # about half the patches
+    assert all(0 < sum(q == p for q, _ in changed) <= 4 for p in patches)
+    for patch, channel in changed:  # thick along one axis: smoother there (white noise loses variance), not across
+        differences = [float(made[patch, channel].diff(dim=axis).abs().mean()) for axis in range(3)]
+        original = float(image[patch, channel].diff(dim=0).abs().mean())
+        assert min(differences) < 0.7 * original, differences
+        assert float(made[patch, channel].mean()) == pytest.approx(float(image[patch, channel].mean()), abs=0.1)
+    unchanged = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 4, 8, 8, 8)).astype(np.float32))
+    generator = np.random.default_rng(5)
+    assert torch.equal(simulate_thick_slices(unchanged.clone(), generator, 0.0), unchanged)
+    assert generator.random() == np.random.default_rng(5).random()  # no draw at 0: recipes see the same batches

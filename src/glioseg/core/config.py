@@ -175,6 +175,11 @@ class TrainConfig:
         metadata=cli("Share of patches that lose a sequence (two, one time in four), set to zero: trains for studies "
                      "missing one (ModDrop).", min=0.0, max=1.0),
     )  # fmt: skip
+    thick_slices: float = field(
+        default=0.0,
+        metadata=cli("Share of patches some of whose sequences are made thick-sliced (3-6 mm at 2 mm, along one "
+                     "axis): trains for clinical scans with thick FLAIR or T2 slices.", min=0.0, max=1.0),
+    )  # fmt: skip
     extra_data: str | None = field(
         default=None,
         metadata=cli("Labelled cases added to every fold's training set, never validated on (phantoms, say)."),

@@ -1,4 +1,5 @@
-"""Data augmentation as batched torch operations (spatial, intensity, MRI bias field).
+"""Data augmentation as batched torch operations (spatial, intensity, MRI bias field; optional thick slices and
+modality dropout).
 
 Probabilities and ranges follow nnU-Net's defaults. Parameters come from the caller's numpy generator so
 that a batch is reproducible from its step alone. Spatial transforms act on the three spatial axes only,
@@ -109,6 +110,32 @@ def augment_batch(
     volumes = random_flips(random_rotate_scale(torch.cat([image, targets], dim=1), rng), rng)
     image, targets = volumes[:, : image.shape[1]], volumes[:, image.shape[1] :]
     return random_intensity(image, rng), targets
+
+
+THICK_SLICE_FACTORS = (1.5, 3.0)
+"""How many times thicker simulated slices are than the training grid's voxels: at 2 mm, 3-6 mm slices (clinical
+FLAIR and T2 are often 5 mm axial)."""
+
+
+def simulate_thick_slices(image: torch.Tensor, rng: np.random.Generator, probability: float) -> torch.Tensor:
+    """Low-resolution simulation (nnU-Net's SimulateLowResolutionTransform, made anisotropic): each patch, with
+    ``probability``, has some of its sequences (each with 1/2, at least one) acquired as thick slices along one axis:
+    averaged over :data:`THICK_SLICE_FACTORS` voxels there (a slice integrates its thickness), then interpolated back
+    linearly (what a resampled clinical scan looks like). No draw at all when ``probability`` is 0."""
+    if probability <= 0:
+        return image
+    for patch in range(image.shape[0]):
+        if rng.random() >= probability:
+            continue
+        axis, factor = int(rng.integers(3)), float(rng.uniform(*THICK_SLICE_FACTORS))
+        channels = [c for c in range(image.shape[1]) if rng.random() < 0.5] or [int(rng.integers(image.shape[1]))]
+        size = list(image.shape[2:])
+        coarse = size.copy()
+        coarse[axis] = max(1, round(size[axis] / factor))
+        volumes = image[patch, channels][None]
+        thick = F.adaptive_avg_pool3d(volumes, coarse)
+        image[patch, channels] = F.interpolate(thick, size=size, mode="trilinear", align_corners=False)[0]
+    return image
 
 
 def drop_sequences(image: torch.Tensor, rng: np.random.Generator, probability: float) -> torch.Tensor:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from glioseg.datasets.preprocess import CachedCase
-from glioseg.training.augment import augment_batch, drop_sequences
+from glioseg.training.augment import augment_batch, drop_sequences, simulate_thick_slices
 
 
 def extract_patch(volume: np.ndarray, start: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
@@ -54,6 +54,7 @@ class PatchBatches(torch.utils.data.Dataset):
     rank: int = 0
     augment: bool = True
     modality_dropout: float = 0.0
+    thick_slices: float = 0.0
 
     def __post_init__(self) -> None:
         self._open: dict[int, tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]] = {}  # image, targets, locations
@@ -90,7 +91,8 @@ class PatchBatches(torch.utils.data.Dataset):
         image_t, targets_t = torch.from_numpy(images), torch.from_numpy(targets).float() / 255
         if self.augment:
             image_t, targets_t = augment_batch(image_t, targets_t, rng)
-            image_t = drop_sequences(image_t, rng, self.modality_dropout)
+            image_t = drop_sequences(simulate_thick_slices(image_t, rng, self.thick_slices), rng,
+                                     self.modality_dropout)  # fmt: skip
         return {
             "image": image_t,
             "targets": targets_t,
