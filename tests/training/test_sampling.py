@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from glioseg.core.config import PreprocessConfig
+from glioseg.core.labels import ENHANCING
 from glioseg.datasets.cases import find_cases
 from glioseg.datasets.preprocess import cache_dataset
 from glioseg.training.augment import augment_batch, random_flips, random_rotate_scale, simulate_thick_slices
@@ -169,3 +170,38 @@ def test_thick_slices_average_along_one_axis_of_some_sequences_and_leave_the_res
     generator = np.random.default_rng(5)
     assert torch.equal(simulate_thick_slices(unchanged.clone(), generator, 0.0), unchanged)
     assert generator.random() == np.random.default_rng(5).random()  # no draw at 0: recipes see the same batches
+
+
+class TwoLesionCase:
+    """A cached case (what PatchBatches reads) with one large enhancing lesion (1000 voxels) and one small (8)."""
+
+    def __init__(self):
+        self._label = np.zeros((40, 40, 40), np.uint8)
+        self._label[5:15, 5:15, 5:15] = ENHANCING
+        self._label[30:32, 30:32, 30:32] = ENHANCING
+
+    def image(self):
+        return np.zeros((4, 40, 40, 40), np.float32)
+
+    def targets(self):
+        return np.stack([np.zeros_like(self._label), self._label > 0, self._label > 0]).astype(np.uint8) * 255
+
+    def label(self):
+        return self._label
+
+    def locations(self):
+        return {ENHANCING: np.argwhere(self._label == ENHANCING).astype(np.int16)}
+
+
+@pytest.mark.parametrize(("balanced", "small_share"), [(False, (0.0, 0.03)), (True, (0.4, 0.6))])
+def test_balanced_enhancing_lesions_are_centred_on_as_often_as_each_other(balanced, small_share):
+    sampler = PatchBatches([TwoLesionCase()], (8, 8, 8), batch=4, foreground_fraction=1.0, augment=False,
+                           balance_enhancing_lesions=balanced)  # fmt: skip
+    in_small = []
+    for step in range(100):
+        batch = sampler[step]
+        assert batch["forced"].all() and (batch["centre_class"] == ENHANCING).all()
+        assert (batch["targets"][:, 2, 4, 4, 4] == 1).all()  # centred on enhancing tumour
+        in_small += (batch["targets"][:, 2].sum((1, 2, 3)) <= 8).tolist()  # the 8-voxel lesion (the other: >= 64)
+    share = float(np.mean(in_small))
+    assert small_share[0] <= share <= small_share[1], share

@@ -180,6 +180,11 @@ class TrainConfig:
         metadata=cli("Share of patches some of whose sequences are made thick-sliced (3-6 mm at 2 mm, along one "
                      "axis): trains for clinical scans with thick FLAIR or T2 slices.", min=0.0, max=1.0),
     )  # fmt: skip
+    balance_enhancing_lesions: bool = field(
+        default=False,
+        metadata=cli("Centre enhancing-tumour patches on each enhancing lesion equally often rather than on each "
+                     "voxel, so that small lesions are seen as often as large ones."),
+    )  # fmt: skip
     extra_data: str | None = field(
         default=None,
         metadata=cli("Labelled cases added to every fold's training set, never validated on (phantoms, say)."),

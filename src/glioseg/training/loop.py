@@ -336,8 +336,8 @@ def train(
         truncate_history(out / "history.jsonl", run.epoch)
     settings = config.train
     sampler = PatchBatches(train_cases, settings.patch, settings.batch, settings.foreground_fraction, settings.seed,
-                           place.rank, settings.augment, settings.modality_dropout,
-                           settings.thick_slices)  # fmt: skip
+                           place.rank, settings.augment, settings.modality_dropout, settings.thick_slices,
+                           settings.balance_enhancing_lesions)  # fmt: skip
     # one loader for the whole run: its processes live across epochs (restarting them every epoch left the GPU
     # waiting, benchmarks/README.md); batch k is the same whichever process makes it
     total = config.train.epochs * steps
