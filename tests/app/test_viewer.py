@@ -85,6 +85,20 @@ def glioseg_read(files):
     return read_case(files)
 
 
+def test_an_upload_lacking_a_sequence_is_segmented_without_it_and_flagged(model, case_files, tmp_path):
+    client = make_client(model, tmp_path)
+    files = case_files[0]
+    lacking = [path for path in files.images if not path.name.endswith("_t2.nii.gz")]
+    job = wait(client, upload(client, [(path.name, path.read_bytes()) for path in lacking]).json()["id"])
+    assert job["status"] == "done", job
+    expected = model.predict(glioseg_read(files), without=("T2",))
+    assert job["volumes_ml"] == {k: round(v, 2) for k, v in expected.volumes_ml.items()}
+    assert job["review"]["absent"] == "T2" and job["review"]["review_advised"]  # the page's banner says so
+    two_lacking = [path for path in lacking if not path.name.endswith("_t1.nii.gz")]
+    refused = upload(client, [(path.name, path.read_bytes()) for path in two_lacking])
+    assert refused.status_code == 400 and "images missing" in refused.text
+
+
 def test_a_zipped_case_folder_and_an_msd_4d_file_are_accepted(model, case_files, cohort_factory, tmp_path):
     client = make_client(model, tmp_path)
     archive = io.BytesIO()
