@@ -254,22 +254,23 @@ def collect(archive: Path, data: Path, runs: Path, where: str, experiments: Path
 
 
 def missing(name: str, data: Path, runs: Path, experiments: Path = EXPERIMENTS,
-            sequences: tuple[str, ...] | None = None) -> Path:  # fmt: skip
-    """A recipe's kept folds (all of them) on their held-out cases with each sequence left out in turn (glioseg
-    crossval --without S): ``<recipe>/missing-sequences.csv``, one row per sequence left out and region, beside all
-    four."""
+            sequences: tuple[str, ...] | None = None, partial: bool = False) -> Path:  # fmt: skip
+    """A recipe's kept folds (all of them; ``partial``: those kept so far) on their held-out cases with each sequence
+    left out in turn (glioseg crossval --without S): ``<recipe>/missing-sequences.csv``, one row per sequence left out
+    and region, beside all four (its ``cases`` column says on how many)."""
     from glioseg.core.config import MODALITIES
 
     folds = sorted((experiments / name).glob("fold*/last.pt"))
     expected = json.loads((folds[0].parent / "config.json").read_text())["train"]["folds"] if folds else 5
-    if len(folds) != expected:
-        sys.exit(f"{name} has {len(folds)} kept folds of {expected}: a missing-sequence table needs them all")
+    if not folds or (len(folds) != expected and not partial):
+        sys.exit(f"{name} has {len(folds)} kept folds of {expected}: a missing-sequence table needs them all "
+                 "(--partial: the kept ones, on the cases they held out)")  # fmt: skip
     rows = []
     for left_out in ("", *(sequences or MODALITIES)):
         if left_out:
             out = runs / name / f"cv-without-{left_out}"
             glioseg("crossval", *(fold.parent for fold in folds), "--data", data, "--out", out, "--without",
-                    left_out)  # fmt: skip
+                    left_out, *(["--partial"] if partial else []))  # fmt: skip
             scores = read_scores(out / "metrics.csv")
         else:
             scores = recipe_scores(name, experiments)[0]
@@ -428,6 +429,7 @@ def main() -> None:
     absent.add_argument("recipe")
     absent.add_argument("--data", type=Path, required=True)
     absent.add_argument("--runs", type=Path, default=REPO / "runs" / "experiments")
+    absent.add_argument("--partial", action="store_true", help="the folds kept so far, on the cases they held out")
     commands.add_parser("summary", help="write docs/model/experiments/README.md")
     args = parser.parse_args()
     if args.command == "fold":
@@ -439,7 +441,7 @@ def main() -> None:
         print(*gpu(args.pack, args.recipes, args.folds, args.out, args.jobs, args.workers, args.device,
                    args.experiments))  # fmt: skip
     elif args.command == "missing":
-        print(missing(args.recipe, args.data, args.runs))
+        print(missing(args.recipe, args.data, args.runs, partial=args.partial))
     elif args.command == "carry":
         carry(args.data, args.runs)
     elif args.command == "collect":
