@@ -9,6 +9,7 @@ import torch
 
 from conftest import PHANTOM_RUN_SHAPE, REPO, glioseg_in_process
 from glioseg.core.config import MODALITIES, PredictConfig
+from glioseg.core.errors import InputError
 from glioseg.datasets.cases import find_cases, read_case
 from glioseg.inference.predict import SHIPPED_MODELS, load_model
 from glioseg.inference.review import absent_note, member_doubt, read_measurements, review_of, unreliable_regions
@@ -105,3 +106,10 @@ def test_the_shipped_model_carries_its_measurements_for_each_missing_sequence():
     assert unreliable_regions(("T1Gd",), measured["T1Gd"]) == ("TC", "ET")  # as its cross-validation measured
     docs = REPO / "docs" / "model" / "experiments" / "shipped-v2" / "missing-sequences.csv"
     assert read_measurements(docs.parent) == measured  # the experiment's table is the package's
+
+
+def test_a_damaged_measurement_table_is_named(tmp_path):
+    (tmp_path / "missing-sequences.csv").write_text("without,region\nT1,WT\n")
+    with pytest.raises(InputError, match="missing-sequences.csv.*not a table of Dice"):
+        read_measurements(tmp_path)
+    assert read_measurements(tmp_path / "elsewhere") is None

@@ -233,7 +233,7 @@ def _split(stem: str, layout: Layout) -> tuple[str, str] | None:
     return prefix, suffix.lower()
 
 
-def absent_problem(case_id: str, paths: list[Path], absent: list[str], complete: bool) -> list[Problem]:
+def _absent_problems(case_id: str, paths: list[Path], absent: list[str], complete: bool) -> list[Problem]:
     """Problems of sequences a case lacks: each one where ``complete`` (training, ``--require-all``), else only when
     more are missing than a case may lack (:data:`MAX_ABSENT_SEQUENCES`)."""
     if complete:
@@ -251,7 +251,7 @@ def absent_problem(case_id: str, paths: list[Path], absent: list[str], complete:
 
 def _brats_case(folder: Path, layout: Layout, complete: bool = True) -> tuple[CaseFiles | None, list[Problem]]:
     """Match a case folder's files by their modality suffix; one prefix, one file per modality (a sequence may be
-    absent unless ``complete``: :func:`absent_problem`)."""
+    absent unless ``complete``: :func:`_absent_problems`)."""
     suffixes = layout.suffixes or {}
     by_suffix = {suffix: key for key, suffix in suffixes.items()}
     found: dict[str, list[Path]] = {}
@@ -289,7 +289,7 @@ def _brats_case(folder: Path, layout: Layout, complete: bool = True) -> tuple[Ca
         problem(folder, f"files of more than one case in one folder ({named})",
                 f"give each case its own folder, its files named <case>{layout.separator}...")  # fmt: skip
     absent = [m for m in MODALITIES if m not in found]
-    problems += absent_problem(folder.name, [folder / layout.file_name(folder.name, m) for m in absent], absent,
+    problems += _absent_problems(folder.name, [folder / layout.file_name(folder.name, m) for m in absent], absent,
                                complete)  # fmt: skip
     if problems:
         return None, problems
@@ -421,7 +421,7 @@ def _nnunet_cases(
     cases, problems = [], []
     for case_id, channels in sorted(by_case.items()):
         missing = [i for i in range(len(MODALITIES)) if i not in channels]
-        absent = absent_problem(case_id, [images_dir / f"{case_id}_{i:04d}.nii.gz" for i in missing],
+        absent = _absent_problems(case_id, [images_dir / f"{case_id}_{i:04d}.nii.gz" for i in missing],
                                 [f"channel {i} ({order[i]})" for i in missing], complete)  # fmt: skip
         if absent:
             problems += absent

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from glioseg.core.config import MODALITIES
+from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path
 from glioseg.core.labels import REGION_CLASSES, REGIONS
 
@@ -72,14 +73,22 @@ Measured = dict[str, dict[str, float]]
 
 
 def read_measurements(folder: Path) -> Measured | None:
-    """The Dice table :data:`MEASUREMENTS` in ``folder`` (None where there is none)."""
+    """The Dice table :data:`MEASUREMENTS` in ``folder`` (None where there is none).
+
+    Raises:
+        InputError: a table without the columns ``without``, ``region`` and ``dice`` (numbers).
+    """
     path = folder / MEASUREMENTS
     if not path.is_file():
         return None
     measured: Measured = {}
-    with open(path, newline="") as stream:
-        for row in csv.DictReader(stream):
-            measured.setdefault(row["without"], {})[row["region"]] = float(row["dice"])
+    try:
+        with open(path, newline="") as stream:
+            for row in csv.DictReader(stream):
+                measured.setdefault(row["without"], {})[row["region"]] = float(row["dice"])
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as error:
+        raise InputError(path, f"not a table of Dice per missing sequence ({error!r})",
+                         "write it again with scripts/experiments.py missing, or remove it") from None  # fmt: skip
     return measured
 
 
@@ -131,8 +140,8 @@ def review_of(doubts: list[dict[str, float]], threshold: float, absent: tuple[st
 
 
 def absent_note(case_id: str, review: dict, measured: Measured | None) -> str | None:
-    """The one line that says a case was segmented without a sequence and how well the model does so (from a
-    review record, :meth:`Review.row` or ``cases.json``), or None for a case with all four."""
+    """The one line that says a case was segmented without a sequence and how well the model does so (from its
+    review record, :meth:`Review.row` as ``<case>_review.json`` keeps it), or None for a case with all four."""
     absent = tuple(review.get("absent", "").split())
     if not absent:
         return None
