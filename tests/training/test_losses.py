@@ -71,6 +71,26 @@ def test_deep_supervision_weights_coarser_outputs_less_and_averages_targets():
     assert torch.allclose(seen[1][0, 2, 0], torch.full((2, 2), 0.5)) and not seen[1][0, 2, 1].any()
 
 
+@pytest.mark.parametrize("name", ["dice", "dice_bce", "dice_ce"])
+def test_each_loss_equals_monais(name):
+    """The hand-written soft Dice is MONAI's DiceLoss(batch=True) (with its BCE or soft-target cross-entropy)."""
+    from monai.losses import DiceCELoss, DiceLoss
+
+    generator = torch.Generator().manual_seed(1)
+    fractions = torch.rand(2, 3, 6, 5, 4, generator=generator) / 3  # shares summing to <= 1
+    fractions[1, 2] = 0  # a region absent from one sample: the batch Dice still counts the other
+    channels = 4 if name == "dice_ce" else 3
+    logits = torch.randn(2, channels, 6, 5, 4, generator=generator) * 3
+    if name == "dice_ce":
+        expected = DiceCELoss(softmax=True, batch=True)(logits, classes_target(fractions))
+    else:
+        target = regions_target(fractions)
+        expected = DiceLoss(sigmoid=True, batch=True)(logits, target)
+        if name == "dice_bce":
+            expected = expected + F.binary_cross_entropy_with_logits(logits, target)
+    assert make_loss(name)(logits, fractions).item() == pytest.approx(expected.item(), rel=1e-6, abs=1e-7)
+
+
 def test_unknown_loss():
     with pytest.raises(ValueError, match="dice_bce"):
         make_loss("focal")
