@@ -49,9 +49,9 @@ def stages(case_path: Path, run: Path | None) -> dict:
     from glioseg.inference.predict import load_model
 
     model = load_model(run, "cpu")
-    times: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for _attempt in ("warm-up", "timed"):
+            times: dict[str, float] = {}  # the timed attempt's own
             clock = time.perf_counter()
             case = read_case(case_path)
             times["read"] = time.perf_counter() - clock

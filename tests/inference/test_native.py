@@ -4,6 +4,7 @@ T1Gd grid (and every sequence's), as NIfTI and as a DICOM SEG a validator accept
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 
@@ -57,6 +58,11 @@ def test_a_dicom_study_is_segmented_on_the_native_t1gd_grid_with_a_dicom_seg(raw
     written = write_study(volumes, tmp_path / "study")
     result = glioseg_cli("predict", tmp_path / "study", "--out", tmp_path / "pred")  # the shipped model
     assert result.returncode == 0, result.stderr
+    stages = re.search(r"study: ([\d.]+) s: (.*)", result.stderr)  # where the time went, stage by stage
+    seconds = {name: float(value) for name, value in (part.rsplit(" ", 1) for part in stages[2].split(", "))}
+    assert list(seconds) == ["convert (dcm2niix)", "resample", "register", "write prepared case", "segment",
+                             "native grids", "DICOM SEG and SR", "write"]  # fmt: skip
+    assert seconds["register"] > 0 and float(stages[1]) == pytest.approx(sum(seconds.values()), abs=0.5)
     native = nib.load(tmp_path / "pred" / "study.nii.gz")
     t1gd = nib.load(paths["T1Gd"])  # what the T1Gd series was written from: its grid is the native grid
     assert native.shape == t1gd.shape and np.allclose(native.affine, t1gd.affine, atol=1e-3)

@@ -1,6 +1,6 @@
 """Raw scans in ``glioseg predict``: input that is not BraTS-ready is prepared first (:mod:`glioseg.raw.prepare`),
 segmented on the prepared grid, and its mask brought back onto the native grid of the T1Gd as it came (and, on
-request, of every other sequence).
+request, of every other sequence). Each raw case prints where its time went, stage by stage.
 
 What counts as raw is :mod:`glioseg.inference.inputs`'s one decision. The way back interpolates the probabilities
 (linear) onto the native grid and takes the label there, as nnU-Net does when it returns to the original spacing
@@ -26,6 +26,7 @@ from glioseg.core.config import REFERENCE, PredictConfig
 from glioseg.core.files import atomic_path
 from glioseg.core.labels import LabelConvention
 from glioseg.core.registration import RigidTransform, resample
+from glioseg.core.stopwatch import Stopwatch, stages_line
 from glioseg.datasets.cases import Case, nifti_like, read_case, write_label
 from glioseg.datasets.layouts import MODALITIES, locate_case
 from glioseg.evaluation.measurements import measure_case
@@ -115,13 +116,16 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
 
     print(f"{raw.case_id}: not BraTS-ready ({raw.reason}): prepared first", file=sys.stderr)
     folder = out / PREPARED_FOLDER / raw.case_id
+    timings: dict[str, float] = {}
     if not folder.exists():
         prepare(raw.nifti if raw.nifti is not None else raw.source, out / PREPARED_FOLDER, raw.case_id,
-                settings_choices(settings), complete=settings.require_all)  # fmt: skip
+                settings_choices(settings), complete=settings.require_all, timings=timings)  # fmt: skip
+    clock = Stopwatch(timings)
     files = PreparedFiles(folder)
     case = read_case(locate_case(folder, complete=False))
     prediction = model.predict(case, settings, keep_probabilities=True)
     write_label(out / PREPARED_FOLDER / f"{raw.case_id}.nii.gz", prediction.label, case, convention)
+    clock.lap("segment")
     grids = native_grids(files)
     roles = [m for m in MODALITIES if m not in case.absent] if settings.native_grids == "all" else [REFERENCE]
     labels = {}
@@ -134,11 +138,15 @@ def predict_raw(model, raw: RawInput, out: Path, settings: PredictConfig, conven
                           convention)  # fmt: skip
     native_t1gd = nib.load(files.native_reference)
     _save_native_qc(out / f"{raw.case_id}_qc.png", native_t1gd, labels[REFERENCE], raw.case_id)
+    clock.lap("native grids")
     if raw.nifti is None:
         _write_dicom_results(out, raw.case_id, labels[REFERENCE], grids[REFERENCE], files, model.fingerprint(),
                              prediction.review)  # fmt: skip
+        clock.lap("DICOM SEG and SR")
     write_review(out, raw.case_id, prediction.review)
     native_mask = write_on_grid(out / f"{raw.case_id}.nii.gz", labels[REFERENCE], grids[REFERENCE], convention)
+    clock.lap("write")
+    print(f"{raw.case_id}: {stages_line(timings)}", file=sys.stderr)
     return RawPrediction(case, prediction.label, native_mask, volumes_ml(labels[REFERENCE], grids[REFERENCE].spacing),
                          prediction.review)  # fmt: skip
 

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from glioseg.core.config import DEFAULT_DEVICE, MODALITIES, PredictConfig, RunCo
 from glioseg.core.errors import InputError
 from glioseg.core.files import atomic_path, claim_folder, remove_stale_temporaries
 from glioseg.core.labels import BRATS2021, CONVENTIONS, REGIONS, STRUCTURE_NAMES, LabelConvention, convention_record
+from glioseg.core.stopwatch import Stopwatch
 from glioseg.datasets.cases import Case, nifti_like, write_label
 from glioseg.datasets.layouts import LAYOUTS, CaseFiles
 from glioseg.datasets.preprocess import preprocess_case
@@ -88,19 +88,6 @@ class Prediction:
         return self.label if dtype is None else self.label.astype(dtype)
 
 
-class _Stopwatch:
-    """Records the seconds since the previous lap into ``timings`` (does nothing without one)."""
-
-    def __init__(self, timings: dict[str, float] | None) -> None:
-        self.timings, self.last = timings, time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        if self.timings is not None:
-            self.timings[name] = now - self.last
-        self.last = now
-
-
 @dataclass
 class Model:
     """Trained networks (one per run; several runs ensemble) sharing one configuration; ``measured``: their
@@ -134,7 +121,7 @@ class Model:
         if case.image.shape[0] != self.config.model.in_channels:
             raise InputError(case.files.first_image, f"{case.image.shape[0]} channels, the model takes "
                              f"{self.config.model.in_channels}", "give the four modalities")  # fmt: skip
-        clock = _Stopwatch(timings)
+        clock = Stopwatch(timings)
         absent = tuple(m for m in MODALITIES if m in case.absent or m in settings.without)
         if settings.without:  # a sequence the case lacks is zero already (read_case)
             case = dataclasses.replace(case, image=case.image.copy())

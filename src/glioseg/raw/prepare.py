@@ -28,6 +28,7 @@ from glioseg.core.config import REFERENCE, PrepareConfig
 from glioseg.core.errors import InputError
 from glioseg.core.files import make_folder
 from glioseg.core.registration import RigidTransform, register_rigid, resample
+from glioseg.core.stopwatch import Stopwatch
 from glioseg.datasets.cases import check_geometry, check_signal, load_voxels, open_nifti
 from glioseg.datasets.layouts import LAYOUTS, MODALITIES
 from glioseg.raw.prepared import PreparedFiles, PrepareRecord
@@ -207,9 +208,11 @@ class Registered:
     motions: dict[str, RigidTransform]
 
 
-def register_sequences(canonical: dict[str, nib.Nifti1Image]) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+def register_sequences(canonical: dict[str, nib.Nifti1Image], clock: Stopwatch | None = None
+                       ) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:  # fmt: skip
     """The reference resampled to 1 mm, the others (those there are) registered rigidly onto it and resampled there
-    (cubic B-spline): ``(volumes, affine, motions)``."""
+    (cubic B-spline): ``(volumes, affine, motions)``; ``clock`` laps ``register`` and ``resample``."""
+    clock = clock or Stopwatch(None)
     shape, affine = reference_grid(canonical[REFERENCE])
     identity = _identity()
     reference = np.asarray(canonical[REFERENCE].dataobj, dtype=np.float32)
@@ -218,25 +221,30 @@ def register_sequences(canonical: dict[str, nib.Nifti1Image]) -> tuple[dict[str,
     motions = {REFERENCE: identity}
     for role in (r for r in MODALITIES if r != REFERENCE and r in canonical):
         data = np.asarray(canonical[role].dataobj, dtype=np.float32)
+        clock.lap("resample")
         motions[role] = register_rigid(volumes[REFERENCE], affine, data, canonical[role].affine)
+        clock.lap("register")
         volumes[role] = resample(data, canonical[role].affine, shape, affine, motions[role], labels=False, sharp=True)
+    clock.lap("resample")
     return volumes, affine, motions
 
 
 def prepare_case(
     images: dict[str, nib.Nifti1Image], out: Path, case_id: str, settings: PrepareConfig = PrepareConfig(),
-    sources: dict | None = None,
+    sources: dict | None = None, clock: Stopwatch | None = None,
 ) -> Prepared:  # fmt: skip
     """Put four raw sequences (or three: a case may lack one but the T1Gd) onto the T1Gd's 1 mm grid, registered,
     brain extracted; write the case folder. ``sources`` (where each sequence came from) goes into ``prepare.json``
-    as it is."""
+    as it is; ``clock`` laps each stage."""
+    clock = clock or Stopwatch(None)
     canonical = {role: nib.as_closest_canonical(images[role]) for role in MODALITIES if role in images}
-    volumes, affine, motions = register_sequences(canonical)
+    volumes, affine, motions = register_sequences(canonical, clock)
     stripped = looks_skull_stripped(canonical[REFERENCE])
     extracted = settings.brain_extraction == "deepbet" or (settings.brain_extraction == "auto" and not stripped)
     if extracted:
         mask = brain_mask(volumes["T1"] if "T1" in volumes else volumes[REFERENCE], affine)  # deepbet: T1-weighted
         volumes = {role: np.where(mask, volume, 0).astype(np.float32) for role, volume in volumes.items()}
+        clock.lap("brain extraction")
     else:  # kept as it is: the brain is what the input kept (none is lost)
         mask = volumes[REFERENCE] > 0
     brain_ml = float(mask.sum()) * SPACING_MM**3 / 1000
@@ -251,6 +259,7 @@ def prepare_case(
         sources=sources or {},
     )  # fmt: skip
     _write(out, Registered(volumes, affine, mask, motions), record, images[REFERENCE])
+    clock.lap("write prepared case")
     return Prepared(out / case_id, motions, brain_ml)
 
 
@@ -291,10 +300,12 @@ def _write(out: Path, registered: Registered, record: PrepareRecord, native_refe
 
 def prepare(
     inputs: dict[str, Path] | Path, out: Path, case_id: str | None = None, choices: dict[str, str] | None = None,
-    settings: PrepareConfig = PrepareConfig(), complete: bool = True,
+    settings: PrepareConfig = PrepareConfig(), complete: bool = True, timings: dict[str, float] | None = None,
 ) -> Prepared:  # fmt: skip
     """A DICOM study folder, or ``{sequence: NIfTI file}`` for the four sequences -> a BraTS-ready case in ``out``.
-    Unless ``complete``, the study or the files may lack one sequence other than the T1Gd."""
+    Unless ``complete``, the study or the files may lack one sequence other than the T1Gd. ``timings``, if given,
+    receives the seconds of each stage (read or convert, resample, register, brain extraction, write)."""
+    clock = Stopwatch(timings)
     out = Path(out)
     if isinstance(inputs, dict):
         inputs = {role: path for role, path in inputs.items() if path is not None}
@@ -309,4 +320,5 @@ def prepare(
             sources = {role: {"file": str(Path(path).resolve())} for role, path in inputs.items()}
         else:
             images, sources = dicom_images(Path(inputs), choices or {}, Path(work), complete)
-        return prepare_case(images, out, name, settings, sources)
+        clock.lap("read" if isinstance(inputs, dict) else "convert (dcm2niix)")
+        return prepare_case(images, out, name, settings, sources, clock)
