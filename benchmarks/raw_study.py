@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -47,6 +46,7 @@ def make_study(files, work: Path, seed: int) -> dict[str, Path]:
 def steps(study: Path, work: Path) -> dict[str, float]:
     """Seconds of each step, the functions glioseg predict calls, one after the other."""
     from glioseg.core.config import PredictConfig
+    from glioseg.core.stopwatch import Stopwatch
     from glioseg.datasets.cases import read_case
     from glioseg.datasets.layouts import locate_case
     from glioseg.inference.native import motion_onto, native_grids, native_label, reference_series_files
@@ -56,33 +56,26 @@ def steps(study: Path, work: Path) -> dict[str, float]:
     from glioseg.raw.prepare import dicom_images, prepare_case
     from glioseg.raw.prepared import PreparedFiles
 
-    seconds, clock = {}, time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 2)
-        clock = now
-
+    seconds: dict[str, float] = {}
+    clock = Stopwatch(seconds)
     images, sources = dicom_images(study, {}, work / "convert")
-    lap("read DICOM, dcm2niix")
-    prepared = prepare_case(images, work / "prepared", "case", sources=sources)
+    clock.lap("read DICOM, dcm2niix")
+    prepared = prepare_case(images, work / "prepared", "case", sources=sources, clock=clock)  # its stages, each
     files = PreparedFiles(prepared.folder)
-    lap("reorient, resample, register, write")
     model = load_model()
     settings = PredictConfig()
-    lap("load model")
+    clock.lap("load model")
     case = read_case(locate_case(prepared.folder))
     prediction = model.predict(case, settings, keep_probabilities=True)
-    lap("segment (prepared grid)")
+    clock.lap("segment (prepared grid)")
     grid = native_grids(files)["T1Gd"]
     label = native_label(prediction.probabilities, case.affine, grid, motion_onto(files, "T1Gd"),
                          model.config.model.head)  # fmt: skip
     label = clean_label(label, grid.spacing, settings.postprocess)
-    lap("back to the native grid")
+    clock.lap("back to the native grid")
     write_dicom_seg(work / "seg.dcm", label, grid.affine, reference_series_files(files))
-    lap("DICOM SEG")
-    return seconds
+    clock.lap("DICOM SEG")
+    return {name: round(value, 2) for name, value in seconds.items()}
 
 
 def agreement(native_mask: Path, ready_mask: Path, truth: Path) -> dict[str, dict[str, float]]:
